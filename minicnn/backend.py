@@ -1,0 +1,162 @@
+"""Backend state: the float type, the array module and the backend registry.
+
+Every op in ``minicnn.ops`` is written once against an *array module* ``xp``
+(NumPy on the CPU, CuPy on a CUDA GPU). ``get_array_module(x)`` picks the module
+that owns an array, so the same im2col, pooling and batch-norm code serves both.
+
+A *backend* is a name (``"numpy"``, later ``"numba"`` and ``"cupy"``) that decides
+where layers keep their weights and which specialised kernels they call.
+"""
+import numpy
+
+_FLOATX = "float32"
+_ALLOWED_FLOATX = ("float16", "float32", "float64")
+_BACKEND = "numpy"
+_CHECK_NUMERICS = False
+_NAME_COUNTS = {}
+
+
+# ----------------------------------------------------------------------------
+# float type
+# ----------------------------------------------------------------------------
+def floatx():
+    """The default float type of new layers and computations, e.g. ``"float32"``."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float type (``"float32"`` or ``"float64"``; float16 is allowed
+    but only meant for experiments). Layers built afterwards use it."""
+    global _FLOATX
+    name = str(numpy.dtype(value)) if not isinstance(value, str) else value.lower()
+    if name not in _ALLOWED_FLOATX:
+        raise ValueError(
+            f"set_floatx: unknown float type; expected one of {_ALLOWED_FLOATX}. "
+            f"Received: {value!r}")
+    _FLOATX = name
+
+
+# ----------------------------------------------------------------------------
+# numerics checking (NaN/Inf in data)
+# ----------------------------------------------------------------------------
+def check_numerics():
+    """Whether layers check their inputs for NaN/Inf by default."""
+    return _CHECK_NUMERICS
+
+
+def set_check_numerics(flag):
+    """Make every layer whose ``check_numerics`` is None reject NaN/Inf inputs."""
+    global _CHECK_NUMERICS
+    _CHECK_NUMERICS = bool(flag)
+
+
+# ----------------------------------------------------------------------------
+# default names: conv2d, conv2d_1, conv2d_2, ... as in Keras
+# ----------------------------------------------------------------------------
+def unique_name(base):
+    """``base`` the first time, then ``base_1``, ``base_2``, ... until clear_session()."""
+    count = _NAME_COUNTS.get(base, 0)
+    _NAME_COUNTS[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def clear_session():
+    """Restart default layer and model names from the beginning."""
+    _NAME_COUNTS.clear()
+
+
+# ----------------------------------------------------------------------------
+# array modules
+# ----------------------------------------------------------------------------
+def _is_cupy_array(a):
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def get_array_module(*arrays):
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``.
+
+    Mixing host and device arrays in one op is an error with a message that
+    says which is which, instead of CuPy's or NumPy's own confusing one.
+    """
+    kinds = {_is_cupy_array(a) for a in arrays if a is not None and hasattr(a, "shape")}
+    if kinds == {True, False}:
+        raise TypeError(
+            "minicnn: an operation received both NumPy (host) and CuPy (device) arrays; "
+            "move them to one place first (minicnn.backend.to_host or to_device). "
+            f"Received types: {[type(a).__name__ for a in arrays if a is not None]}")
+    if kinds == {True}:
+        import cupy
+        return cupy
+    return numpy
+
+
+def xp():
+    """The array module of the current backend."""
+    if _BACKEND == "cupy":
+        import cupy
+        return cupy
+    return numpy
+
+
+def to_host(a):
+    """A NumPy array with the contents of ``a`` (a no-op for NumPy arrays)."""
+    if _is_cupy_array(a):
+        return a.get()
+    return numpy.asarray(a)
+
+
+def to_device(a, dtype=None):
+    """``a`` as an array of the current backend's module, optionally cast."""
+    mod = xp()
+    if mod is numpy:
+        return numpy.asarray(a, dtype=dtype)
+    return mod.asarray(to_host(a) if not _is_cupy_array(a) else a, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------
+# backend registry
+# ----------------------------------------------------------------------------
+def _cupy_problem():
+    """None when CuPy can run here, else a sentence saying what is missing."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        return f"CuPy is not installed or does not import ({exc.__class__.__name__}: {exc}); " \
+               "install minicnn[gpu]"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return f"CuPy imports but no CUDA device can be used ({exc})"
+    if count < 1:
+        return "CuPy imports but no CUDA device is present"
+    return None
+
+
+_KNOWN = ("numpy", "cupy")
+
+
+def available():
+    """The backends that can run on this machine, e.g. ``["numpy"]``."""
+    names = ["numpy"]
+    if _cupy_problem() is None:
+        names.append("cupy")
+    return names
+
+
+def get_backend():
+    """The name of the current backend."""
+    return _BACKEND
+
+
+def set_backend(name):
+    """Switch the backend used by layers built or run afterwards."""
+    global _BACKEND
+    key = str(name).lower()
+    if key not in _KNOWN:
+        raise ValueError(
+            f"set_backend: unknown backend; expected one of {list(_KNOWN)}. Received: {name!r}")
+    if key == "cupy":
+        problem = _cupy_problem()
+        if problem is not None:
+            raise RuntimeError(f"set_backend('cupy'): {problem}")
+    _BACKEND = key

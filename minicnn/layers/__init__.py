@@ -1,0 +1,10 @@
+"""Keras-shaped layers. Each validates its arguments in ``__init__``, creates its
+weights in ``build`` and calls the pure ops of ``minicnn.ops`` in forward/backward."""
+from .base import Layer
+from .conv import Conv2D
+from .core import Activation, Dense, Dropout, Flatten
+from .normalization import BatchNormalization
+from .pooling import AveragePooling2D, MaxPooling2D, MinPooling2D
+
+__all__ = ["Layer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "MinPooling2D", "Dense",
+           "Flatten", "Activation", "Dropout", "BatchNormalization"]

@@ -1,0 +1,250 @@
+"""The layer protocol shared by every layer.
+
+A layer owns its weights (in Keras order and layout), runs one op from
+``minicnn.ops`` forward and keeps that op's cache, and on ``backward(dy)``
+hands the cache back to the op to get the input gradient and weight gradients.
+
+Subclasses fill in four hooks:
+
+- ``_check_input_shape(shape)``  rank and size rules for a sample shape (no batch axis)
+- ``_output_shape(shape)``       the sample shape of the output
+- ``_build(shape)``              create weights with ``add_weight``
+- ``_forward(x, training)`` / ``_backward(dy)``  call the ops; ``_backward``
+  returns dx and stores weight gradients with ``_set_gradients``.
+"""
+import re
+
+import numpy as np
+
+from .. import backend
+from ..backend import to_device, to_host
+
+
+def _snake_case(name):
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _format_shape(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+class Layer:
+    """Base class: naming, building, weights, input checks and the protocol."""
+
+    def __init__(self, name=None, input_shape=None, check_numerics=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
+                            f"{sorted(kwargs)}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"{type(self).__name__}: name must be a non-empty string. "
+                             f"Received: name={name!r}")
+        self.name = name or backend.unique_name(_snake_case(type(self).__name__))
+        if input_shape is not None:
+            input_shape = self._validated_sample_shape(input_shape, "input_shape")
+        self.input_shape_arg = input_shape   # as given by the user; None if not given
+        self.check_numerics = check_numerics
+        self.built = False
+        self.input_shape = None              # sample shape this layer was built for
+        self.dtype = None
+        self._weights = []                   # [(name, array, trainable)], Keras order
+        self._grads = None
+        self._cache = None
+        self._out_shape = None
+
+    # -- messages ----------------------------------------------------------------
+    def _who(self):
+        return f"{type(self).__name__} '{self.name}'"
+
+    def _error(self, exc_type, message):
+        return exc_type(f"{self._who()}: {message}")
+
+    def _validated_sample_shape(self, shape, what):
+        try:
+            shape = tuple(shape)
+        except TypeError:
+            raise TypeError(f"{type(self).__name__}: {what} must be a tuple of sizes. "
+                            f"Received: {what}={shape!r}") from None
+        for d in shape:
+            ok = d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                               and d > 0)
+            if not ok:
+                raise ValueError(f"{type(self).__name__}: {what} must hold positive ints "
+                                 f"(or None). Received: {what}={shape!r}")
+        return tuple(None if d is None else int(d) for d in shape)
+
+    # -- hooks for subclasses ------------------------------------------------------
+    def _check_input_shape(self, shape):
+        pass
+
+    def _output_shape(self, shape):
+        return shape
+
+    def _build(self, shape):
+        pass
+
+    def _forward(self, x, training):
+        raise NotImplementedError
+
+    def _backward(self, dy):
+        raise NotImplementedError
+
+    def _require_rank(self, shape, rank, layout):
+        """``rank`` counts the batch axis; ``shape`` does not include it."""
+        ok = len(shape) + 1 >= rank[0] if isinstance(rank, tuple) else len(shape) + 1 == rank
+        if not ok:
+            wanted = f"at least {rank[0]}" if isinstance(rank, tuple) else str(rank)
+            raise self._error(ValueError, f"expected input of rank {wanted} {layout}, "
+                                          f"received shape {_format_shape((None,) + shape)} "
+                                          f"(rank {len(shape) + 1})")
+
+    # -- protocol ------------------------------------------------------------------
+    def compute_output_shape(self, input_shape):
+        """The output's sample shape (no batch axis) for a sample ``input_shape``."""
+        shape = self._validated_sample_shape(input_shape, "input_shape")
+        self._check_input_shape(shape)
+        return self._output_shape(shape)
+
+    def build(self, input_shape):
+        """Create the weights for inputs of sample shape ``input_shape`` (no batch axis)."""
+        shape = self._validated_sample_shape(input_shape, "input_shape")
+        self._check_input_shape(shape)
+        self._output_shape(shape)  # raises if the output would be empty
+        self.dtype = backend.floatx()
+        self._weights = []
+        self._build(shape)
+        self.input_shape = shape
+        self.built = True
+
+    def add_weight(self, name, shape, initializer, trainable=True):
+        value = to_device(initializer(shape, self.dtype), dtype=self.dtype)
+        self._weights.append((name, value, trainable))
+        return value
+
+    def _weight(self, name):
+        for wname, value, _ in self._weights:
+            if wname == name:
+                return value
+        return None
+
+    def _replace_weight(self, name, value):
+        self._weights = [(n, value if n == name else v, t) for n, v, t in self._weights]
+
+    @property
+    def weights(self):
+        """The weight arrays (backend arrays, not copies), in Keras order."""
+        return [v for _, v, _ in self._weights]
+
+    @property
+    def trainable_weights(self):
+        return [v for _, v, t in self._weights if t]
+
+    @property
+    def weight_names(self):
+        return [n for n, _, _ in self._weights]
+
+    def count_params(self):
+        if not self.built:
+            raise self._error(ValueError, "count_params() needs the layer to be built; call "
+                                          "build(input_shape) or forward() first")
+        return int(sum(int(np.prod(v.shape)) for v in self.weights))
+
+    def get_weights(self):
+        return [to_host(v).copy() for v in self.weights]
+
+    def set_weights(self, weights):
+        if not self.built:
+            raise self._error(ValueError, "set_weights() needs the layer to be built; call "
+                                          "build(input_shape) first")
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise self._error(ValueError, f"set_weights expected {len(self._weights)} arrays "
+                                          f"{self.weight_names}, received {len(weights)}")
+        new = []
+        for (name, old, trainable), value in zip(self._weights, weights):
+            value = np.asarray(to_host(value))
+            if value.shape != tuple(old.shape):
+                raise self._error(ValueError, f"weight '{name}' expected shape "
+                                              f"{tuple(old.shape)}, received {value.shape}")
+            if value.dtype.kind not in "biuf":
+                raise self._error(TypeError, f"weight '{name}' must be a real numeric array, "
+                                             f"received dtype {value.dtype}")
+            new.append((name, to_device(value, dtype=self.dtype).copy(), trainable))
+        self._weights = new
+
+    def _check_data(self, x, what):
+        if x.dtype.kind not in "biuf":
+            raise self._error(TypeError, f"{what} must be a real numeric array (float, int or "
+                                         f"bool), received dtype {x.dtype}")
+        flag = backend.check_numerics() if self.check_numerics is None else self.check_numerics
+        if flag and x.dtype.kind == "f":
+            xp = backend.get_array_module(x)
+            bad = int((~xp.isfinite(x)).sum())
+            if bad:
+                raise self._error(ValueError, f"{what} contains NaN or Inf ({bad} of {x.size} "
+                                              f"values are not finite)")
+
+    def forward(self, x, training=False):
+        """Compute the layer's output for a batch ``x``; keeps what backward needs."""
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            x = np.asarray(x)
+        if x.ndim == 0:
+            raise self._error(ValueError, "expected a batch of inputs, received a scalar")
+        self._check_data(x, "input")
+        sample = tuple(x.shape[1:])
+        if not self.built:
+            self.build(sample)
+        else:
+            self._check_input_shape(sample)
+            self._check_built_shape(sample)
+        x = to_device(x, dtype=self.dtype)
+        y = self._forward(x, bool(training))
+        self._out_shape = tuple(y.shape)
+        self._grads = None
+        return y
+
+    def _check_built_shape(self, sample):
+        """Sizes fixed by the weights (channels, features) must not change."""
+        for axis in self._fixed_axes(len(sample)):
+            if self.input_shape[axis] is not None and sample[axis] != self.input_shape[axis]:
+                raise self._error(ValueError,
+                                  f"expected input shape {_format_shape((None,) + self.input_shape)}"
+                                  f" (axis {axis + 1} of size {self.input_shape[axis]}), "
+                                  f"received {_format_shape((None,) + sample)}")
+
+    def _fixed_axes(self, sample_rank):
+        """Sample axes whose size the weights fix (e.g. the channel axis of Conv2D)."""
+        return ()
+
+    def backward(self, dy):
+        """Gradient of ``sum(y * dy)`` for the last forward: returns dL/dx and keeps
+        dL/dw for ``get_gradients()``."""
+        if self._out_shape is None:
+            raise self._error(RuntimeError, "backward() called before forward()")
+        if not hasattr(dy, "shape") or not hasattr(dy, "dtype"):
+            dy = np.asarray(dy)
+        if tuple(dy.shape) != self._out_shape:
+            raise self._error(ValueError, f"backward expected dy of shape {self._out_shape} "
+                                          f"(the last output), received {tuple(dy.shape)}")
+        self._check_data(dy, "dy")
+        return self._backward(to_device(dy, dtype=self.dtype))
+
+    def _set_gradients(self, grads):
+        """``grads``: the trainable weights' gradients in ``trainable_weights`` order."""
+        self._grads = list(grads)
+
+    def get_gradients(self):
+        """dL/dw of the trainable weights after ``backward``, in get_weights() order."""
+        if not self.trainable_weights:
+            return []
+        if self._grads is None:
+            raise self._error(RuntimeError, "get_gradients() needs backward() to run first")
+        return [to_host(g) for g in self._grads]
+
+    def get_config(self):
+        """The constructor arguments that rebuild this layer (used by model saving)."""
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name!r} built={self.built}>"

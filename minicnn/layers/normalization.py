@@ -1,0 +1,81 @@
+"""BatchNormalization over ``minicnn.ops.batchnorm``."""
+import numbers
+
+from .. import initializers
+from ..ops.batchnorm import batchnorm_backward, batchnorm_forward
+from .base import Layer, _format_shape
+
+
+class BatchNormalization(Layer):
+    """Normalizes each channel (``axis``) with the batch's mean and biased variance
+    in training, and with the moving averages at inference.
+
+    Weights, in Keras order: gamma (if scale), beta (if center), moving_mean,
+    moving_variance. The moving statistics change only in ``forward(x, training=True)``:
+    ``moving = momentum * moving + (1 - momentum) * batch_statistic``.
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 input_shape=None, name=None, **kwargs):
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"BatchNormalization: axis must be an int. Received: axis={axis!r}")
+        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
+                or not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNormalization: momentum must be in [0, 1]. "
+                             f"Received: momentum={momentum!r}")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or epsilon <= 0:
+            raise ValueError(f"BatchNormalization: epsilon must be positive. "
+                             f"Received: epsilon={epsilon!r}")
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        super().__init__(name=name, input_shape=input_shape, **kwargs)
+
+    def _sample_axis(self, sample_rank):
+        """The channel axis within a sample shape (the batch axis is not normalized)."""
+        full = self.axis if self.axis >= 0 else self.axis + sample_rank + 1
+        return full - 1
+
+    def _check_input_shape(self, shape):
+        self._require_rank(shape, (2,), "(batch, ..., channels)")
+        axis = self._sample_axis(len(shape))
+        if not 0 <= axis < len(shape):
+            raise self._error(ValueError, f"axis={self.axis} is not a channel axis of an input "
+                                          f"of shape {_format_shape((None,) + shape)} (the batch "
+                                          f"axis cannot be normalized)")
+        if shape[axis] is None:
+            raise self._error(ValueError, f"the size of axis {self.axis} must be known, "
+                                          f"received shape {_format_shape((None,) + shape)}")
+
+    def _fixed_axes(self, sample_rank):
+        return (self._sample_axis(sample_rank),)
+
+    def _build(self, shape):
+        channels = (shape[self._sample_axis(len(shape))],)
+        if self.scale:
+            self.add_weight("gamma", channels, initializers.Ones())
+        if self.center:
+            self.add_weight("beta", channels, initializers.Zeros())
+        self.add_weight("moving_mean", channels, initializers.Zeros(), trainable=False)
+        self.add_weight("moving_variance", channels, initializers.Ones(), trainable=False)
+
+    def _forward(self, x, training):
+        y, self._cache, (mean, var) = batchnorm_forward(
+            x, self._weight("gamma"), self._weight("beta"), self._weight("moving_mean"),
+            self._weight("moving_variance"), axis=self._sample_axis(x.ndim - 1) + 1,
+            momentum=self.momentum, epsilon=self.epsilon, training=training)
+        if training:
+            self._replace_weight("moving_mean", mean.astype(self.dtype, copy=False))
+            self._replace_weight("moving_variance", var.astype(self.dtype, copy=False))
+        return y
+
+    def _backward(self, dy):
+        dx, dgamma, dbeta = batchnorm_backward(dy, self._cache)
+        self._set_gradients([g for g in (dgamma, dbeta) if g is not None])
+        return dx
+
+    def get_config(self):
+        return {"name": self.name, "axis": self.axis, "momentum": self.momentum,
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale}

@@ -1,0 +1,131 @@
+"""Loss objects, Keras-style: ``loss(y_true, y_pred) -> float`` (the batch mean) and
+``loss.gradient(y_true, y_pred)`` (dL/dy_pred of that mean).
+
+The arithmetic lives in ``minicnn.ops.losses``; see its docstring for Keras's
+renormalize-then-clip rule and for how the softmax + cross-entropy gradient is fused.
+"""
+import numpy as np
+
+from .backend import get_array_module, to_host
+from .ops import losses as L
+from .ops.activations import softmax
+
+
+def _as_array(a):
+    return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
+
+
+class Loss:
+    name = "loss"
+
+    def __call__(self, y_true, y_pred):
+        y_true, y_pred = self._checked(y_true, y_pred)
+        return float(to_host(self.per_sample(y_true, y_pred).mean()))
+
+    def _checked(self, y_true, y_pred):
+        y_true, y_pred = _as_array(y_true), _as_array(y_pred)
+        if y_pred.dtype.kind != "f":
+            y_pred = y_pred.astype("float64")
+        if y_pred.ndim < 1 or y_pred.shape[0] == 0:
+            raise ValueError(f"{type(self).__name__}: y_pred must be a non-empty batch. "
+                             f"Received: y_pred.shape={tuple(y_pred.shape)}")
+        self._check_shapes(y_true, y_pred)
+        return self._cast_targets(y_true, y_pred), y_pred
+
+    def _cast_targets(self, y_true, y_pred):
+        return y_true.astype(y_pred.dtype, copy=False)
+
+    def _check_shapes(self, y_true, y_pred):
+        if tuple(y_true.shape) != tuple(y_pred.shape):
+            raise ValueError(f"{type(self).__name__}: y_true and y_pred must have the same "
+                             f"shape (no broadcasting). Received: y_true.shape="
+                             f"{tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}")
+
+    def get_config(self):
+        return {}
+
+
+class CategoricalCrossentropy(Loss):
+    """Cross-entropy against one-hot targets; ``y_pred`` are probabilities unless
+    ``from_logits=True``."""
+    name = "categorical_crossentropy"
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def _targets(self, y_true, y_pred):
+        return y_true
+
+    def per_sample(self, y_true, y_pred):
+        y = self._targets(y_true, y_pred)
+        if self.from_logits:
+            xp = get_array_module(y_pred)
+            shifted = y_pred - y_pred.max(axis=-1, keepdims=True)
+            log_p = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+            return -(y * log_p).sum(axis=-1)
+        return L.categorical_crossentropy(y, y_pred)
+
+    def gradient(self, y_true, y_pred):
+        y_true, y_pred = self._checked(y_true, y_pred)
+        y = self._targets(y_true, y_pred)
+        if self.from_logits:
+            n = y_pred.size // y_pred.shape[-1]
+            return (softmax(y_pred) - y) / n
+        return L.categorical_crossentropy_backward(y, y_pred)
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """Cross-entropy against integer labels of shape (N,) or (N, 1)."""
+    name = "sparse_categorical_crossentropy"
+
+    def _check_shapes(self, y_true, y_pred):
+        n = y_pred.shape[0]
+        if y_pred.ndim != 2 or tuple(y_true.shape) not in ((n,), (n, 1)):
+            raise ValueError(f"{type(self).__name__}: expected integer labels of shape "
+                             f"({n},) or ({n}, 1) for y_pred of shape (N, classes). Received: "
+                             f"y_true.shape={tuple(y_true.shape)}, "
+                             f"y_pred.shape={tuple(y_pred.shape)}")
+
+    def _cast_targets(self, y_true, y_pred):
+        return y_true  # integer labels stay integers
+
+    def _targets(self, y_true, y_pred):
+        return L.one_hot(y_true, y_pred.shape[-1], y_pred.dtype)
+
+
+class MeanSquaredError(Loss):
+    """Mean of squared errors: per sample over the last axis, then over the batch."""
+    name = "mean_squared_error"
+
+    def per_sample(self, y_true, y_pred):
+        return L.mean_squared_error(y_true, y_pred)
+
+    def gradient(self, y_true, y_pred):
+        y_true, y_pred = self._checked(y_true, y_pred)
+        return L.mean_squared_error_backward(y_true, y_pred)
+
+
+_BY_NAME = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+}
+
+
+def get(identifier):
+    """A loss name or instance -> a Loss instance."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"unknown loss; expected a Loss instance or one of {sorted(_BY_NAME)}. "
+                     f"Received: loss={identifier!r}")
+
+
+categorical_crossentropy = CategoricalCrossentropy()
+sparse_categorical_crossentropy = SparseCategoricalCrossentropy()
+mean_squared_error = mse = MeanSquaredError()

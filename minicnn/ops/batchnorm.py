@@ -1,0 +1,71 @@
+"""Batch normalization over every axis except the channel (feature) axis.
+
+Training, with the statistics of the batch (``m`` = number of values per channel):
+
+    mu = mean(x)          var = mean((x - mu)**2)      (biased: divided by m)
+    xhat = (x - mu) / sqrt(var + eps)                y = gamma * xhat + beta
+    moving_mean <- momentum * moving_mean + (1 - momentum) * mu       (same for var)
+
+Inference uses the moving statistics in place of ``mu`` and ``var``.
+
+Backward in training must follow the gradient through ``mu`` and ``var`` too,
+because both depend on every x. Collecting the terms gives the compact form
+
+    dbeta = sum(dy)     dgamma = sum(dy * xhat)
+    dx = gamma / sqrt(var + eps) * (dy - dbeta / m - xhat * dgamma / m)
+
+In inference mu and var are constants and ``dx = dy * gamma / sqrt(var + eps)``.
+"""
+from ..backend import get_array_module
+
+
+def _layout(x, axis):
+    """The reduction axes and the shape that broadcasts per-channel vectors."""
+    axis = axis % x.ndim
+    axes = tuple(i for i in range(x.ndim) if i != axis)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    return axes, tuple(shape)
+
+
+def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, axis=-1, momentum=0.99,
+                      epsilon=1e-3, training=False):
+    """Returns ``(y, cache, (new_moving_mean, new_moving_var))``.
+
+    gamma/beta may be None (``scale=False`` / ``center=False``). The moving
+    statistics are returned, not changed in place: in inference they come back
+    unchanged.
+    """
+    xp = get_array_module(x)
+    axes, shape = _layout(x, axis)
+    m = x.size // x.shape[axis % x.ndim]
+    if training:
+        mu = x.mean(axis=axes, keepdims=True)
+        var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+        new_stats = (momentum * moving_mean + (1 - momentum) * mu.reshape(-1),
+                     momentum * moving_var + (1 - momentum) * var.reshape(-1))
+    else:
+        mu, var = moving_mean.reshape(shape), moving_var.reshape(shape)
+        new_stats = (moving_mean, moving_var)
+    inv_std = 1.0 / xp.sqrt(var + epsilon)
+    xhat = (x - mu) * inv_std
+    y = xhat if gamma is None else xhat * gamma.reshape(shape)
+    if beta is not None:
+        y = y + beta.reshape(shape)
+    cache = (xhat, inv_std, gamma, beta is not None, axes, shape, m, training)
+    return y.astype(x.dtype, copy=False), cache, new_stats
+
+
+def batchnorm_backward(dy, cache):
+    """Returns ``(dx, dgamma, dbeta)``; dgamma/dbeta are None when absent."""
+    xhat, inv_std, gamma, has_beta, axes, shape, m, training = cache
+    dbeta = dy.sum(axis=axes)
+    dgamma = (dy * xhat).sum(axis=axes)
+    g = inv_std if gamma is None else gamma.reshape(shape) * inv_std
+    if training:
+        dx = g * (dy - dbeta.reshape(shape) / m - xhat * dgamma.reshape(shape) / m)
+    else:
+        dx = g * dy
+    return (dx.astype(dy.dtype, copy=False),
+            None if gamma is None else dgamma,
+            dbeta if has_beta else None)

@@ -1,0 +1,82 @@
+"""2-D convolution (cross-correlation, as in Keras) by im2col + one matrix product.
+
+Forward, for an NHWC input ``x``, a kernel ``w`` of shape (KH, KW, C, F) and a bias ``b``:
+
+    y[n, i, j, f] = b[f] + sum_{a, b', c} xpad[n, i*sh + a, j*sw + b', c] * w[a, b', c, f]
+
+im2col lays the windows out as rows of a matrix ``X`` of shape (N*OH*OW, KH*KW*C);
+with ``W`` = ``w`` reshaped to (KH*KW*C, F) the whole layer is ``Y = X @ W + b``.
+
+Backward, given ``dY = dL/dY`` (N*OH*OW, F), the three gradients follow from
+``Y = X @ W + b`` by the matrix chain rule:
+
+    dW = X.T @ dY          (every window times the gradient of the output it made)
+    db = dY summed over rows
+    dX = dY @ W.T          (each output's gradient spread back over its window)
+
+and col2im folds ``dX`` (one row per window) back onto the image, adding where
+windows overlap and dropping what falls on padding.
+"""
+from ..shapes import normalize_data_format, normalize_padding, resolve_padding
+from .im2col import col2im, im2col
+
+
+def to_channels_last(x, data_format):
+    return x.transpose(0, 2, 3, 1) if data_format == "channels_first" else x
+
+
+def from_channels_last(y, data_format):
+    return y.transpose(0, 3, 1, 2) if data_format == "channels_first" else y
+
+
+def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="channels_last"):
+    """Convolve ``x`` with ``w`` (Keras layout (KH, KW, C, F)) and add ``b``.
+
+    x: (N, H, W, C) for channels_last, (N, C, H, W) for channels_first.
+    Returns ``(y, cache)``; y is (N, OH, OW, F) or (N, F, OH, OW).
+    """
+    padding = normalize_padding(padding)
+    data_format = normalize_data_format(data_format)
+    x = to_channels_last(x, data_format)
+    n, h, wd, c = x.shape
+    kh, kw, kc, f = w.shape
+    if kc != c:
+        raise ValueError(f"conv2d: kernel expects {kc} input channels, input has {c}. "
+                         f"Received: x.shape={x.shape}, w.shape={w.shape}")
+    pads, (oh, ow) = resolve_padding((h, wd), (kh, kw), strides, padding)
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"conv2d: a {kh}x{kw} kernel with padding '{padding}' does not fit an "
+                         f"input of {h}x{wd}; the output would be empty")
+
+    col = im2col(x, (kh, kw), strides, pads, (oh, ow))
+    y = col.reshape(n * oh * ow, kh * kw * c) @ w.reshape(kh * kw * c, f)
+    if b is not None:
+        y += b
+    y = y.reshape(n, oh, ow, f)
+    # The cache holds the input, not the im2col matrix: the matrix is KH*KW/(SH*SW)
+    # times larger than x and cheap to rebuild in backward.
+    cache = (x, w, b is not None, strides, pads, (oh, ow), data_format)
+    return from_channels_last(y, data_format), cache
+
+
+def conv2d_backward(dy, cache):
+    """Gradients of ``sum(y * dy)``: returns ``(dx, dw, db)`` (db is None without bias)."""
+    x, w, has_bias, strides, pads, (oh, ow), data_format = cache
+    dy = to_channels_last(dy, data_format)
+    n, _, _, c = x.shape
+    kh, kw, _, f = w.shape
+    rows = n * oh * ow
+
+    dy2 = dy.reshape(rows, f)
+    col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(rows, kh * kw * c)
+    dw = (col.T @ dy2).reshape(w.shape)
+    db = dy2.sum(axis=0) if has_bias else None
+
+    dcol = dy2 @ w.reshape(kh * kw * c, f).T
+    dx = col2im(dcol.reshape(n, oh, ow, kh, kw, c), x.shape, (kh, kw), strides, pads)
+    return from_channels_last(dx, data_format), dw, db
+
+
+def conv2d_output_shape(in_hw, kernel_size, strides, padding):
+    """(OH, OW) of a convolution; used by layers' ``compute_output_shape``."""
+    return resolve_padding(in_hw, kernel_size, strides, padding)[1]

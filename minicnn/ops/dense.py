@@ -1,0 +1,47 @@
+"""Dense (fully connected) and Flatten.
+
+Dense acts on the last axis: ``y = x @ W + b`` with W of shape (in, units).
+Backward, flattening the leading axes into rows:
+
+    dx = dy @ W.T        dW = x.T @ dy   (summed over the batch)    db = sum(dy)
+"""
+
+
+def dense_forward(x, w, b=None):
+    """x: (..., in), w: (in, units), b: (units,) or None. Returns ``(y, cache)``."""
+    if x.shape[-1] != w.shape[0]:
+        raise ValueError(f"dense: kernel expects {w.shape[0]} input features, input has "
+                         f"{x.shape[-1]}. Received: x.shape={x.shape}, w.shape={w.shape}")
+    y = x @ w
+    if b is not None:
+        y += b
+    return y, (x, w, b is not None)
+
+
+def dense_backward(dy, cache):
+    """Returns ``(dx, dw, db)``; db is None without bias."""
+    x, w, has_bias = cache
+    units = w.shape[1]
+    dy2 = dy.reshape(-1, units)
+    dw = x.reshape(-1, w.shape[0]).T @ dy2
+    db = dy2.sum(axis=0) if has_bias else None
+    dx = dy @ w.T
+    return dx, dw, db
+
+
+def flatten_forward(x, data_format="channels_last"):
+    """(N, ...) -> (N, prod(...)). channels_first input (N, C, ...) is first put in
+    (N, ..., C) order, as Keras does, so the features come out in H, W, C order
+    either way and Dense weights stay interchangeable."""
+    channels_first = data_format == "channels_first" and x.ndim >= 3
+    if channels_first:
+        x = x.transpose(0, *range(2, x.ndim), 1)
+    return x.reshape(x.shape[0], -1), (x.shape, channels_first)
+
+
+def flatten_backward(dy, cache):
+    shape, channels_first = cache
+    dx = dy.reshape(shape)
+    if channels_first:
+        dx = dx.transpose(0, dx.ndim - 1, *range(1, dx.ndim - 1))
+    return dx

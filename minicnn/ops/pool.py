@@ -1,0 +1,87 @@
+"""Max, min and average pooling over the windows that im2col cuts out.
+
+All three share ``im2col``; only the pad value and the reduction differ:
+
+- max: pad with -inf (a padded cell never wins), take the maximum of each window.
+  Backward sends a window's gradient to *one* cell, the first maximal cell in
+  row-major order (Keras's tie rule); ``argmax`` over the flattened window
+  returns exactly that cell.
+- min: pad with +inf, take the minimum; backward likewise to the first minimal
+  cell, so min pooling equals ``-maxpool(-x)`` forward and backward.
+- average: pad with 0, sum each window and divide by the number of *real*
+  (unpadded) cells in it, as Keras does with ``same`` padding. Backward gives
+  every real cell of a window ``dy / count``.
+
+col2im adds the windows' gradients back, so overlapping windows (e.g. 3x3,
+stride 2) accumulate into the cells they share.
+"""
+from ..backend import get_array_module
+from ..shapes import POOL_PADDINGS, normalize_data_format, normalize_padding, resolve_padding
+from .conv import from_channels_last, to_channels_last
+from .im2col import col2im, im2col
+
+POOL_MODES = ("max", "min", "avg")
+_PAD_VALUE = {"max": float("-inf"), "min": float("inf"), "avg": 0.0}
+
+
+def _real_cell_counts(xp, size, k, s, before, out, dtype):
+    """How many unpadded cells each of ``out`` windows covers on one axis."""
+    start = xp.arange(out) * s - before
+    return (xp.minimum(start + k, size) - xp.maximum(start, 0)).astype(dtype)
+
+
+def pool2d_forward(x, pool_size, strides=None, padding="valid", mode="max",
+                   data_format="channels_last"):
+    """Pool ``x`` over ``pool_size`` windows moved by ``strides`` (default: pool_size).
+
+    Returns ``(y, cache)``; y is (N, OH, OW, C) for channels_last input.
+    """
+    if mode not in POOL_MODES:
+        raise ValueError(f"pool2d: unknown mode; expected one of {list(POOL_MODES)}. "
+                         f"Received: mode={mode!r}")
+    padding = normalize_padding(padding, POOL_PADDINGS)
+    data_format = normalize_data_format(data_format)
+    strides = tuple(pool_size) if strides is None else tuple(strides)
+    x = to_channels_last(x, data_format)
+    xp = get_array_module(x)
+    n, h, w, c = x.shape
+    kh, kw = pool_size
+    pads, (oh, ow) = resolve_padding((h, w), (kh, kw), strides, padding)
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"pool2d: a {kh}x{kw} window with padding '{padding}' does not fit "
+                         f"an input of {h}x{w}; the output would be empty")
+
+    col = im2col(x, (kh, kw), strides, pads, (oh, ow), _PAD_VALUE[mode])
+    col = col.reshape(n, oh, ow, kh * kw, c)
+    if mode == "avg":
+        count = (_real_cell_counts(xp, h, kh, strides[0], pads[0][0], oh, x.dtype)[:, None]
+                 * _real_cell_counts(xp, w, kw, strides[1], pads[1][0], ow, x.dtype)[None, :])
+        count = count[None, :, :, None]  # (1, OH, OW, 1): broadcasts over N and C
+        y = col.sum(axis=3) / count
+        aux = count
+    else:
+        # argmax/argmin return the first extreme cell of the flattened (row-major) window.
+        aux = col.argmax(axis=3) if mode == "max" else col.argmin(axis=3)
+        y = xp.take_along_axis(col, aux[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    cache = (x.shape, mode, (kh, kw), strides, pads, aux, data_format)
+    return from_channels_last(y, data_format), cache
+
+
+def pool2d_backward(dy, cache):
+    """Gradient of ``sum(y * dy)`` with respect to the pooled input."""
+    x_shape, mode, (kh, kw), strides, pads, aux, data_format = cache
+    dy = to_channels_last(dy, data_format)
+    xp = get_array_module(dy)
+    n, oh, ow, c = dy.shape
+    if mode == "avg":
+        dcol = xp.broadcast_to((dy / aux)[:, :, :, None, :], (n, oh, ow, kh * kw, c))
+    else:
+        # One-hot over the window axis: the winning cell gets dy, the others 0.
+        window = xp.arange(kh * kw).reshape(1, 1, 1, kh * kw, 1)
+        dcol = (window == aux[:, :, :, None, :]) * dy[:, :, :, None, :]
+    dx = col2im(dcol.reshape(n, oh, ow, kh, kw, c), x_shape, (kh, kw), strides, pads)
+    return from_channels_last(dx, data_format)
+
+
+def pool2d_output_shape(in_hw, pool_size, strides, padding):
+    return resolve_padding(in_hw, pool_size, strides, padding)[1]

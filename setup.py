@@ -1,0 +1,18 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="minicnn",
+    version="0.1.0",
+    description="A small, readable convolutional network library with explicit backprop",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["minicnn", "minicnn.*"]),
+    python_requires=">=3.10",
+    install_requires=["numpy>=1.23", "numba>=0.58"],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80"],
+        "gpu": ["cupy-cuda12x>=13"],
+        "keras": ["keras>=3", "jax[cpu]>=0.4.30"],
+    },
+    license="MIT",
+)
