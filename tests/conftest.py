@@ -1,0 +1,22 @@
+"""Shared fixtures: every test starts with float32, default names and no
+numerics checking, whatever the previous test changed."""
+import pytest
+
+import minicnn as mc
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state():
+    mc.backend.set_floatx("float32")
+    mc.backend.set_check_numerics(False)
+    mc.backend.clear_session()
+    yield
+    mc.backend.set_floatx("float32")
+    mc.backend.set_check_numerics(False)
+
+
+@pytest.fixture
+def float64():
+    """Layers built inside the test compute in float64 (for gradient checks)."""
+    mc.backend.set_floatx("float64")
+    yield
