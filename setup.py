@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
     python_requires=">=3.10",
-    install_requires=["numpy>=1.23", "numba>=0.58"],
+    install_requires=["numpy>=1.23", "numba>=0.58", "tqdm>=4.60"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80"],
         "gpu": ["cupy-cuda12x>=13"],

@@ -19,10 +19,11 @@ class Loss:
     name = "loss"
 
     def __call__(self, y_true, y_pred):
-        y_true, y_pred = self._checked(y_true, y_pred)
+        y_true, y_pred = self.prepare(y_true, y_pred)
         return float(to_host(self.per_sample(y_true, y_pred).mean()))
 
-    def _checked(self, y_true, y_pred):
+    def prepare(self, y_true, y_pred):
+        """Check the shapes (no broadcasting) and cast; returns ``(y_true, y_pred)``."""
         y_true, y_pred = _as_array(y_true), _as_array(y_pred)
         if y_pred.dtype.kind != "f":
             y_pred = y_pred.astype("float64")
@@ -53,11 +54,11 @@ class CategoricalCrossentropy(Loss):
     def __init__(self, from_logits=False):
         self.from_logits = bool(from_logits)
 
-    def _targets(self, y_true, y_pred):
+    def dense_targets(self, y_true, y_pred):
         return y_true
 
     def per_sample(self, y_true, y_pred):
-        y = self._targets(y_true, y_pred)
+        y = self.dense_targets(y_true, y_pred)
         if self.from_logits:
             xp = get_array_module(y_pred)
             shifted = y_pred - y_pred.max(axis=-1, keepdims=True)
@@ -66,8 +67,8 @@ class CategoricalCrossentropy(Loss):
         return L.categorical_crossentropy(y, y_pred)
 
     def gradient(self, y_true, y_pred):
-        y_true, y_pred = self._checked(y_true, y_pred)
-        y = self._targets(y_true, y_pred)
+        y_true, y_pred = self.prepare(y_true, y_pred)
+        y = self.dense_targets(y_true, y_pred)
         if self.from_logits:
             n = y_pred.size // y_pred.shape[-1]
             return (softmax(y_pred) - y) / n
@@ -92,7 +93,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     def _cast_targets(self, y_true, y_pred):
         return y_true  # integer labels stay integers
 
-    def _targets(self, y_true, y_pred):
+    def dense_targets(self, y_true, y_pred):
         return L.one_hot(y_true, y_pred.shape[-1], y_pred.dtype)
 
 
@@ -104,7 +105,7 @@ class MeanSquaredError(Loss):
         return L.mean_squared_error(y_true, y_pred)
 
     def gradient(self, y_true, y_pred):
-        y_true, y_pred = self._checked(y_true, y_pred)
+        y_true, y_pred = self.prepare(y_true, y_pred)
         return L.mean_squared_error_backward(y_true, y_pred)
 
 

@@ -230,6 +230,21 @@ class Layer:
         self._check_data(dy, "dy")
         return self._backward(to_device(dy, dtype=self.dtype))
 
+    def backward_from_logits(self, dz):
+        """For a layer ending in softmax: the backward pass that starts at the softmax
+        *input*, given ``dz = dL/dz`` (the model's fused softmax + cross-entropy)."""
+        if getattr(self, "activation", None) != "softmax":
+            raise self._error(ValueError, "backward_from_logits needs a softmax activation, "
+                                          f"this layer has {getattr(self, 'activation', None)!r}")
+        if self._out_shape is None or tuple(dz.shape) != self._out_shape:
+            raise self._error(ValueError, f"backward_from_logits expected dz of shape "
+                                          f"{self._out_shape}, received {tuple(dz.shape)}")
+        return self._backward_linear(to_device(dz, dtype=self.dtype))
+
+    def _backward_linear(self, dz):
+        """The backward pass below the fused activation (layers with one override it)."""
+        raise NotImplementedError
+
     def _set_gradients(self, grads):
         """``grads``: the trainable weights' gradients in ``trainable_weights`` order."""
         self._grads = list(grads)

@@ -88,9 +88,10 @@ class Conv2D(Layer):
         return y
 
     def _backward(self, dy):
-        conv_cache, act_cache = self._cache
-        dz = activation_backward(dy, act_cache)
-        dx, dw, db = conv2d_backward(dz, conv_cache)
+        return self._backward_linear(activation_backward(dy, self._cache[1]))
+
+    def _backward_linear(self, dz):
+        dx, dw, db = conv2d_backward(dz, self._cache[0])
         self._set_gradients([dw, db] if self.use_bias else [dw])
         return dx
 

@@ -55,8 +55,10 @@ class Dense(Layer):
         return y
 
     def _backward(self, dy):
-        dense_cache, act_cache = self._cache
-        dx, dw, db = dense_backward(activation_backward(dy, act_cache), dense_cache)
+        return self._backward_linear(activation_backward(dy, self._cache[1]))
+
+    def _backward_linear(self, dz):
+        dx, dw, db = dense_backward(dz, self._cache[0])
         self._set_gradients([dw, db] if self.use_bias else [dw])
         return dx
 
@@ -109,6 +111,9 @@ class Activation(Layer):
 
     def _backward(self, dy):
         return activation_backward(dy, self._cache)
+
+    def _backward_linear(self, dz):
+        return dz
 
     def get_config(self):
         return {"name": self.name, "activation": self.activation}

@@ -1,0 +1,455 @@
+"""Sequential: a stack of layers, trained by an explicit backward walk.
+
+One training step is the whole story of backprop, written out:
+
+    out = x
+    for layer in layers:               out = layer.forward(out, training=True)
+    loss, grad = loss(y, out), dL/dout
+    for layer in reversed(layers):     grad = layer.backward(grad)
+    optimizer.apply(every layer's get_gradients(), every layer's trainable weights)
+
+When the last layer ends in softmax and the loss is cross-entropy, the step
+starts the backward walk at the softmax *input* with ``(p - y) / N``
+(see ``minicnn.ops.losses``): simpler, and exact for any logits.
+"""
+import json
+import math
+import signal
+import threading
+import time
+
+import numpy as np
+
+from . import backend, callbacks as callbacks_module, losses as losses_module
+from . import metrics as metrics_module, optimizers as optimizers_module, saving
+from .backend import to_device, to_host
+from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
+                     Flatten, Layer, MaxPooling2D, MinPooling2D)
+from .layers.base import _format_shape
+from .summary import format_summary
+from .utils import global_rng
+
+LAYER_CLASSES = {cls.__name__: cls for cls in (
+    Conv2D, MaxPooling2D, AveragePooling2D, MinPooling2D, Dense, Flatten, Activation, Dropout,
+    BatchNormalization)}
+
+
+class Sequential:
+    """A linear stack of layers with Keras's model API.
+
+    >>> model = Sequential([Conv2D(6, 5, activation="tanh", input_shape=(28, 28, 1)),
+    ...                     Flatten(), Dense(10, activation="softmax")])
+    >>> model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+    ...               metrics=["accuracy"])
+    """
+
+    def __init__(self, layers=None, name=None):
+        self.name = name or backend.unique_name("sequential")
+        self.layers = []
+        self.built = False
+        self.input_shape = None      # sample shape, no batch axis
+        self.output_shape = None
+        self.optimizer = None
+        self.loss = None
+        self.metric_names = []
+        self.stop_training = False
+        self.history = None
+        for layer in layers or []:
+            self.add(layer)
+
+    # -- building ---------------------------------------------------------------------
+    def add(self, layer):
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential.add expects a minicnn layer. Received: {layer!r}")
+        if any(existing.name == layer.name for existing in self.layers):
+            raise ValueError(f"Sequential '{self.name}': a layer named '{layer.name}' is "
+                             "already in the model; layer names must be unique")
+        self.layers.append(layer)
+        # As in Keras, input_shape counts only on the first layer.
+        if len(self.layers) == 1 and layer.input_shape_arg is not None:
+            self.build(layer.input_shape_arg)
+        elif self.built:
+            self._build_from(len(self.layers) - 1, self.output_shape)
+
+    def _sample_shape(self, input_shape):
+        shape = tuple(input_shape)
+        if shape and shape[0] is None:
+            return shape[1:]
+        first = self.layers[0] if self.layers else None
+        if isinstance(first, (Conv2D, MaxPooling2D, AveragePooling2D, MinPooling2D)) \
+                and len(shape) == 4:
+            return shape[1:]
+        return shape
+
+    def build(self, input_shape=None):
+        """Build every layer for inputs of ``input_shape`` ((None, 28, 28, 1) or (28, 28, 1))."""
+        if input_shape is None:
+            first = self.layers[0] if self.layers else None
+            if first is None or first.input_shape_arg is None:
+                raise ValueError(f"Sequential '{self.name}': build() needs an input shape "
+                                 "(or input_shape= on the first layer)")
+            input_shape = first.input_shape_arg
+        self.input_shape = self._sample_shape(input_shape)
+        self._build_from(0, self.input_shape)
+
+    def _build_from(self, start, shape):
+        for layer in self.layers[start:]:
+            if not layer.built:
+                layer.build(shape)
+            elif layer.input_shape != tuple(shape):
+                raise ValueError(f"{layer._who()} was built for inputs "
+                                 f"{_format_shape((None,) + layer.input_shape)} but receives "
+                                 f"{_format_shape((None,) + tuple(shape))} in this model")
+            shape = layer.compute_output_shape(shape)
+        self.output_shape = shape
+        self.built = True
+
+    def _require_built(self, what):
+        if not self.built:
+            raise ValueError(f"Sequential '{self.name}': {what} needs the model to be built; "
+                             "give input_shape= to the first layer or call build(input_shape)")
+
+    def count_params(self):
+        self._require_built("count_params()")
+        return sum(layer.count_params() for layer in self.layers)
+
+    def summary(self, line_length=None, print_fn=None):
+        """Print Keras 3's summary table."""
+        self._require_built("summary()")
+        text = format_summary(self, line_length)
+        (print_fn or print)(text)
+
+    # -- weights ------------------------------------------------------------------------
+    def get_weights(self):
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        self._require_built("set_weights()")
+        weights = list(weights)
+        expected = sum(len(layer.weights) for layer in self.layers)
+        if len(weights) != expected:
+            raise ValueError(f"Sequential '{self.name}': set_weights expected {expected} arrays, "
+                             f"received {len(weights)}")
+        start = 0
+        for layer in self.layers:
+            count = len(layer.weights)
+            layer.set_weights(weights[start:start + count])
+            start += count
+
+    @property
+    def trainable_weights(self):
+        return [w for layer in self.layers for w in layer.trainable_weights]
+
+    # -- forward and backward -------------------------------------------------------------
+    def forward(self, x, training=False):
+        """Run ``x`` through every layer; builds the model on first use."""
+        if not self.built:
+            self.build(tuple(np.shape(x))[1:])
+        for layer in self.layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, grad, from_logits=False):
+        """Walk the layers backwards from ``grad = dL/doutput``; returns dL/dinput.
+        ``from_logits=True``: ``grad`` is dL/d(softmax input) of the last layer."""
+        layers = self.layers
+        if from_logits:
+            grad = layers[-1].backward_from_logits(grad)
+            layers = layers[:-1]
+        for layer in reversed(layers):
+            grad = layer.backward(grad)
+        return grad
+
+    # -- compile and train ------------------------------------------------------------------
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        if loss is None:
+            raise ValueError(f"Sequential '{self.name}': compile() needs a loss")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        self.metric_names, self._metric_fns = [], []
+        for metric in metrics or []:
+            name, fn = metrics_module.get(metric)
+            self.metric_names.append(name)
+            self._metric_fns.append(fn)
+
+    def _fused_softmax_loss(self):
+        """True when the backward walk can start at the softmax input with (p - y)/N."""
+        last = self.layers[-1]
+        return (isinstance(self.loss, losses_module.CategoricalCrossentropy)
+                and not self.loss.from_logits
+                and getattr(last, "activation", None) == "softmax")
+
+    def _require_compiled(self, what):
+        if self.loss is None:
+            raise ValueError(f"Sequential '{self.name}': {what} needs compile() first")
+
+    def _loss_value(self, y, out):
+        """Per-sample losses of a batch (Keras's values); y moved to the backend."""
+        y, out = self.loss.prepare(to_device(y), out)
+        return self.loss.per_sample(y, out), y
+
+    def _batch_logs(self, y, out, loss_value):
+        logs = {"loss": loss_value}
+        for name, fn in zip(self.metric_names, self._metric_fns):
+            logs[name] = float(to_host(fn(to_device(y), out).mean()))
+        return logs
+
+    def _train_step(self, x, y):
+        out = self.forward(x, training=True)
+        per_sample, y_dev = self._loss_value(y, out)
+        if self._fused_softmax_loss():
+            # dL/d(softmax input) = (p - y) / N: no division by p, exact for any logits.
+            target = self.loss.dense_targets(y_dev, out)
+            self.backward((out - target) / len(out), from_logits=True)
+        else:
+            self.backward(self.loss.gradient(y_dev, out))
+        grads = [g for layer in self.layers if layer.trainable_weights
+                 for g in layer._grads]
+        self.optimizer.apply(grads, self.trainable_weights)
+        return self._batch_logs(y, out, float(to_host(per_sample.mean())))
+
+    def train_on_batch(self, x, y):
+        """One step on one batch; returns the pre-update loss (and metrics) as Keras does."""
+        self._require_compiled("train_on_batch()")
+        self._check_xy(x, y)
+        logs = self._train_step(x, y)
+        return self._as_result(logs)
+
+    def _as_result(self, logs):
+        values = [logs["loss"]] + [logs[name] for name in self.metric_names]
+        return values[0] if len(values) == 1 else values
+
+    def _check_xy(self, x, y):
+        if len(x) != len(y):
+            raise ValueError(f"Sequential '{self.name}': x and y must have the same number of "
+                             f"samples. Received: {len(x)} inputs and {len(y)} targets")
+        if len(x) == 0:
+            raise ValueError(f"Sequential '{self.name}': received an empty dataset")
+
+    def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
+            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None):
+        """Train for ``epochs`` epochs of mini-batches; returns a ``History``.
+
+        ``seed`` fixes the shuffling order (default: the generator seeded by
+        ``minicnn.utils.set_random_seed``). Ctrl-C stops cleanly after the step
+        in progress, keeping the weights of the last completed step.
+        """
+        self._require_compiled("fit()")
+        x, y = np.asarray(x) if not hasattr(x, "shape") else x, \
+            np.asarray(y) if not hasattr(y, "shape") else y
+        self._check_xy(x, y)
+        if validation_split and validation_data is None:
+            if not 0 < validation_split < 1:
+                raise ValueError(f"validation_split must be in (0, 1). Received: "
+                                 f"{validation_split}")
+            split = int(len(x) * (1 - validation_split))  # Keras: the last samples, unshuffled
+            x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+        verbose = 1 if verbose == "auto" else int(verbose)
+        rng = np.random.default_rng(seed) if seed is not None else global_rng()
+
+        history = callbacks_module.History()
+        cbs = [history] + list(callbacks or [])
+        for cb in cbs:
+            cb.set_model(self)
+        self.stop_training = False
+        self.history = history
+        steps = math.ceil(len(x) / batch_size)
+        with _DeferredInterrupt() as interrupt:
+            for cb in cbs:
+                cb.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+                order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+                progress = _Progress(verbose, epoch, epochs, steps)
+                totals, seen = {}, 0
+                for step in range(steps):
+                    idx = order[step * batch_size:(step + 1) * batch_size]
+                    batch_logs = self._train_step(x[idx], y[idx])
+                    seen += len(idx)
+                    for key, value in batch_logs.items():  # Keras's running, sample-weighted mean
+                        totals[key] = totals.get(key, 0.0) + value * len(idx)
+                    logs = {k: totals[k] / seen for k in totals}
+                    progress.update(step + 1, logs)
+                    for cb in cbs:
+                        cb.on_train_batch_end(step, logs)
+                    if interrupt.requested:
+                        break
+                if interrupt.requested:
+                    progress.close(logs, interrupted=True)
+                    print(f"Training interrupted in epoch {epoch + 1}, step {step + 1}/{steps}; "
+                          "the weights are those after that step.")
+                    break
+                if validation_data is not None:
+                    val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0,
+                                        return_dict=True)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                logs = dict(sorted(logs.items(), key=lambda kv: (kv[0].startswith("val_"),
+                                                                  kv[0])))
+                progress.close(logs)
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            for cb in cbs:
+                cb.on_train_end()
+        return history
+
+    # -- inference -------------------------------------------------------------------------
+    def predict(self, x, batch_size=32, verbose=0):
+        """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
+        x = np.asarray(x) if not hasattr(x, "shape") else x
+        outs = [to_host(self.forward(x[i:i + batch_size], training=False))
+                for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs, axis=0)
+
+    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
+        """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples."""
+        self._require_compiled("evaluate()")
+        x = np.asarray(x) if not hasattr(x, "shape") else x
+        y = np.asarray(y) if not hasattr(y, "shape") else y
+        self._check_xy(x, y)
+        totals = {}
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            out = self.forward(xb, training=False)
+            logs = self._batch_logs(yb, out, float(to_host(self._loss_value(yb, out)[0].mean())))
+            for key, value in logs.items():
+                totals[key] = totals.get(key, 0.0) + value * len(xb)
+        logs = {k: v / len(x) for k, v in totals.items()}
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())))
+        return logs if return_dict else self._as_result(logs)
+
+    # -- saving ------------------------------------------------------------------------------
+    def get_config(self):
+        return {"name": self.name, "input_shape": list(self.input_shape or []),
+                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+                           for layer in self.layers]}
+
+    def save_weights(self, path):
+        """Write every layer's weights to ``path`` (exactly that name), atomically."""
+        self._require_built("save_weights()")
+        header = {"kind": "weights",
+                  "layers": [[layer.name, [list(w.shape) for w in layer.weights]]
+                             for layer in self.layers]}
+        saving.write_archive(path, header, saving.indexed("weights", self.get_weights()))
+
+    def load_weights(self, path):
+        """Load weights written by ``save_weights`` or ``save``; shapes must match."""
+        self._require_built("load_weights()")
+        header, arrays = saving.read_archive(path)
+        weights = saving.unindexed("weights", arrays)
+        try:
+            self.set_weights(weights)
+        except ValueError as exc:
+            raise ValueError(f"{path!r} does not fit this model: {exc}") from None
+
+    def save(self, path):
+        """Architecture, weights and optimizer state in one file (exactly ``path``)."""
+        self._require_built("save()")
+        header = {"kind": "model", "model": self.get_config()}
+        arrays = saving.indexed("weights", self.get_weights())
+        if self.loss is not None:
+            header["compile"] = {
+                "optimizer": {"class_name": type(self.optimizer).__name__,
+                              "config": self.optimizer.get_config()},
+                "loss": {"class_name": type(self.loss).__name__,
+                         "config": self.loss.get_config()},
+                "metrics": self.metric_names}
+            state = self.optimizer.get_state()
+            header["compile"]["iterations"] = state.pop("iterations")
+            for slot, values in state.items():
+                arrays.update(saving.indexed(f"optimizer/{slot}", values))
+        saving.write_archive(path, header, arrays)
+
+    def __repr__(self):
+        return f"<Sequential name={self.name!r} layers={len(self.layers)}>"
+
+
+def load_model(path):
+    """Rebuild a model saved with ``Sequential.save``: architecture, weights, and
+    (if it was compiled) optimizer state, so training resumes exactly."""
+    header, arrays = saving.read_archive(path, kind="model")
+    config = header["model"]
+    layers = []
+    for entry in config["layers"]:
+        cls = LAYER_CLASSES.get(entry["class_name"])
+        if cls is None:
+            raise ValueError(f"{path!r}: unknown layer class {entry['class_name']!r}")
+        layers.append(cls(**entry["config"]))
+    model = Sequential(layers, name=config["name"])
+    model.build(tuple(config["input_shape"]))
+    model.set_weights(saving.unindexed("weights", arrays))
+    compiled = header.get("compile")
+    if compiled:
+        opt = getattr(optimizers_module, compiled["optimizer"]["class_name"])(
+            **compiled["optimizer"]["config"])
+        loss = getattr(losses_module, compiled["loss"]["class_name"])(
+            **compiled["loss"]["config"])
+        model.compile(optimizer=opt, loss=loss, metrics=compiled["metrics"])
+        state = {"iterations": compiled["iterations"]}
+        for slot in opt.slot_names:
+            values = saving.unindexed(f"optimizer/{slot}", arrays)
+            if values:
+                state[slot] = values
+        opt.set_state(state)
+    return model
+
+
+class _DeferredInterrupt:
+    """While active, Ctrl-C sets ``requested`` instead of raising mid-step, so
+    training stops between steps with consistent weights. A second Ctrl-C raises."""
+
+    def __enter__(self):
+        self.requested = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+class _Progress:
+    """Keras-style epoch progress: a live bar (verbose=1, via tqdm) or one line per
+    epoch (verbose=2)."""
+
+    def __init__(self, verbose, epoch, epochs, steps):
+        self.verbose, self.steps = verbose, steps
+        self.start = time.perf_counter()
+        self.bar = None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+            print(f"Epoch {epoch + 1}/{epochs}")
+            self.bar = tqdm(total=steps, ascii=" ━", ncols=100, leave=True,
+                            bar_format="{n_fmt}/{total_fmt} {bar:20} {elapsed}<{remaining}"
+                                       " {rate_inv_fmt}{postfix}")
+        elif verbose == 2:
+            print(f"Epoch {epoch + 1}/{epochs}")
+
+    @staticmethod
+    def _format(logs):
+        return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+    def update(self, step, logs):
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix_str("- " + self._format(logs), refresh=False)
+
+    def close(self, logs, interrupted=False):
+        if self.bar is not None:
+            self.bar.set_postfix_str("- " + self._format(logs), refresh=True)
+            self.bar.close()
+        elif self.verbose == 2 and not interrupted:
+            elapsed = time.perf_counter() - self.start
+            print(f"{self.steps}/{self.steps} - {elapsed:.0f}s - "
+                  f"{1000 * elapsed / self.steps:.0f}ms/step - {self._format(logs)}")

@@ -1,0 +1,88 @@
+"""``model.summary()``: Keras 3's table, drawn with the same box characters.
+
+    Model: "sequential"
+    ┏━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━┓
+    ┃ Layer (type)                    ┃ Output Shape           ┃       Param # ┃
+    ┡━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━┩
+    │ conv2d (Conv2D)                 │ (None, 26, 26, 32)     │           320 │
+    └─────────────────────────────────┴────────────────────────┴───────────────┘
+     Total params: 320 (1.25 KB)
+
+The table is as wide as the terminal allows (at most 88 characters, 76 on an
+80-column terminal); a cell too long for its column wraps at spaces.
+"""
+import shutil
+import textwrap
+
+from .layers.base import _format_shape
+
+
+def readable_size(num_bytes):
+    """Bytes in B/KB/MB/... with 1024 steps and two decimals, as Keras prints them."""
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if num_bytes / 1024 < 1 or unit == "TB":
+            return f"{num_bytes:.2f} {unit}"
+        num_bytes /= 1024
+    return f"{num_bytes:.2f} TB"
+
+
+def _column_widths(line_length):
+    inner = line_length - 4  # four vertical bars
+    first = round(inner * 33 / 72)
+    second = round(inner * 24 / 72)
+    return first, second, inner - first - second
+
+
+def _rule(left, fill, mid, right, widths):
+    return left + mid.join(fill * w for w in widths) + right
+
+
+def _row(cells, widths, bar, aligns):
+    wrapped = [textwrap.wrap(text, w - 2) or [""] for text, w in zip(cells, widths)]
+    lines = []
+    for i in range(max(len(w) for w in wrapped)):
+        parts = []
+        for lines_of_cell, w, align in zip(wrapped, widths, aligns):
+            text = lines_of_cell[i] if i < len(lines_of_cell) else ""
+            parts.append(" " + (text.rjust(w - 2) if align == ">" else text.ljust(w - 2)) + " ")
+        lines.append(bar + bar.join(parts) + bar)
+    return lines
+
+
+def format_summary(model, line_length=None):
+    if line_length is None:
+        line_length = min(shutil.get_terminal_size((80, 24)).columns - 4, 88)
+    widths = _column_widths(max(line_length, 40))
+    aligns = ("<", "<", ">")
+    lines = [f'Model: "{model.name}"',
+             _rule("┏", "━", "┳", "┓", widths),
+             *_row(("Layer (type)", "Output Shape", "Param #"), widths, "┃", aligns),
+             _rule("┡", "━", "╇", "┩", widths)]
+    shape = model.input_shape
+    trainable = non_trainable = 0
+    itemsize = 4
+    for i, layer in enumerate(model.layers):
+        shape = layer.compute_output_shape(shape)
+        params = layer.count_params()
+        n_train = sum(int(w.size) for w in layer.trainable_weights)
+        trainable += n_train
+        non_trainable += params - n_train
+        if layer.weights:
+            itemsize = layer.weights[0].dtype.itemsize
+        if i:
+            lines.append(_rule("├", "─", "┼", "┤", widths))
+        lines += _row((f"{layer.name} ({type(layer).__name__})",
+                       _format_shape((None,) + tuple(shape)), f"{params:,}"), widths, "│", aligns)
+    lines.append(_rule("└", "─", "┴", "┘", widths))
+    optimizer_params = model.optimizer.count_slot_params() if model.optimizer else 0
+    total = trainable + non_trainable + optimizer_params
+
+    def count(n):
+        return f"{n:,} ({readable_size(n * itemsize)})"
+
+    lines.append(f" Total params: {count(total)}")
+    lines.append(f" Trainable params: {count(trainable)}")
+    lines.append(f" Non-trainable params: {count(non_trainable)}")
+    if optimizer_params:
+        lines.append(f" Optimizer params: {count(optimizer_params)}")
+    return "\n".join(lines)
