@@ -28,7 +28,15 @@ def set_floatx(value):
     """Set the default float type (``"float32"`` or ``"float64"``; float16 is allowed
     but only meant for experiments). Layers built afterwards use it."""
     global _FLOATX
-    name = str(numpy.dtype(value)) if not isinstance(value, str) else value.lower()
+    if isinstance(value, str):
+        name = value.lower()
+    elif isinstance(value, (numpy.dtype, type)):
+        try:
+            name = str(numpy.dtype(value))
+        except TypeError:
+            name = None
+    else:
+        name = None
     if name not in _ALLOWED_FLOATX:
         raise ValueError(
             f"set_floatx: unknown float type; expected one of {_ALLOWED_FLOATX}. "

@@ -25,6 +25,10 @@ class Loss:
     def prepare(self, y_true, y_pred):
         """Check the shapes (no broadcasting) and cast; returns ``(y_true, y_pred)``."""
         y_true, y_pred = _as_array(y_true), _as_array(y_pred)
+        for what, a in (("y_true", y_true), ("y_pred", y_pred)):
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"{type(self).__name__}: {what} must be a real numeric array, "
+                                f"received dtype {a.dtype}")
         if y_pred.dtype.kind != "f":
             y_pred = y_pred.astype("float64")
         if y_pred.ndim < 1 or y_pred.shape[0] == 0:
@@ -94,7 +98,7 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return y_true  # integer labels stay integers
 
     def dense_targets(self, y_true, y_pred):
-        return L.one_hot(y_true, y_pred.shape[-1], y_pred.dtype)
+        return L.one_hot(y_true, y_pred.shape[-1], y_pred.dtype, type(self).__name__)
 
 
 class MeanSquaredError(Loss):

@@ -185,10 +185,18 @@ class Layer:
                 raise self._error(ValueError, f"{what} contains NaN or Inf ({bad} of {x.size} "
                                               f"values are not finite)")
 
+    def _as_array(self, x, what):
+        if hasattr(x, "shape") and hasattr(x, "dtype"):
+            return x
+        try:
+            return np.asarray(x)
+        except ValueError as exc:
+            raise self._error(ValueError, f"{what} must be a rectangular numeric array "
+                                          f"({exc})") from None
+
     def forward(self, x, training=False):
         """Compute the layer's output for a batch ``x``; keeps what backward needs."""
-        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-            x = np.asarray(x)
+        x = self._as_array(x, "input")
         if x.ndim == 0:
             raise self._error(ValueError, "expected a batch of inputs, received a scalar")
         self._check_data(x, "input")
@@ -198,6 +206,7 @@ class Layer:
         else:
             self._check_input_shape(sample)
             self._check_built_shape(sample)
+            self._output_shape(sample)  # raises if this input makes the output empty
         x = to_device(x, dtype=self.dtype)
         y = self._forward(x, bool(training))
         self._out_shape = tuple(y.shape)
@@ -205,16 +214,25 @@ class Layer:
         return y
 
     def _check_built_shape(self, sample):
-        """Sizes fixed by the weights (channels, features) must not change."""
+        """Sizes fixed by the weights (channels, features) must not change, nor the
+        rank, unless the layer works on any rank (Dense acts on the last axis)."""
+        expected = _format_shape((None,) + self.input_shape)
+        if self.fixed_rank and len(sample) != len(self.input_shape):
+            raise self._error(ValueError, f"expected input shape {expected}, received "
+                                          f"{_format_shape((None,) + sample)}")
         for axis in self._fixed_axes(len(sample)):
             if self.input_shape[axis] is not None and sample[axis] != self.input_shape[axis]:
                 raise self._error(ValueError,
-                                  f"expected input shape {_format_shape((None,) + self.input_shape)}"
-                                  f" (axis {axis + 1} of size {self.input_shape[axis]}), "
-                                  f"received {_format_shape((None,) + sample)}")
+                                  f"expected input shape {expected} (axis {axis % len(sample) + 1}"
+                                  f" of size {self.input_shape[axis]}), received "
+                                  f"{_format_shape((None,) + sample)}")
+
+    fixed_rank = True    # Dense, Activation and Dropout accept other ranks after build
+    has_weights = False  # Conv2D, Dense and BatchNormalization create weights in build
 
     def _fixed_axes(self, sample_rank):
-        """Sample axes whose size the weights fix (e.g. the channel axis of Conv2D)."""
+        """Sample axes whose size the weights fix (e.g. the channel axis of Conv2D);
+        negative indices count from the end."""
         return ()
 
     def backward(self, dy):
@@ -222,8 +240,7 @@ class Layer:
         dL/dw for ``get_gradients()``."""
         if self._out_shape is None:
             raise self._error(RuntimeError, "backward() called before forward()")
-        if not hasattr(dy, "shape") or not hasattr(dy, "dtype"):
-            dy = np.asarray(dy)
+        dy = self._as_array(dy, "dy")
         if tuple(dy.shape) != self._out_shape:
             raise self._error(ValueError, f"backward expected dy of shape {self._out_shape} "
                                           f"(the last output), received {tuple(dy.shape)}")
@@ -251,6 +268,9 @@ class Layer:
 
     def get_gradients(self):
         """dL/dw of the trainable weights after ``backward``, in get_weights() order."""
+        if not self.built and self.has_weights:
+            raise self._error(RuntimeError, "get_gradients() needs forward() and backward() "
+                                            "to run first")
         if not self.trainable_weights:
             return []
         if self._grads is None:

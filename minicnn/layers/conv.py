@@ -35,6 +35,7 @@ class Conv2D(Layer):
     >>> layer.compute_output_shape((28, 28, 1))
     (28, 28, 6)
     """
+    has_weights = True
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",

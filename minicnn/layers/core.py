@@ -19,6 +19,7 @@ class Dense(Layer):
 
     Input (N, ..., in); kernel (in, units); output (N, ..., units).
     """
+    has_weights = True
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -37,8 +38,10 @@ class Dense(Layer):
             raise self._error(ValueError, "the last axis of the input must be known, "
                                           f"received shape {_format_shape((None,) + shape)}")
 
+    fixed_rank = False  # acts on the last axis of any rank, as in Keras
+
     def _fixed_axes(self, sample_rank):
-        return (sample_rank - 1,)
+        return (-1,)
 
     def _output_shape(self, shape):
         return shape[:-1] + (self.units,)
@@ -97,6 +100,7 @@ class Flatten(Layer):
 
 class Activation(Layer):
     """Applies an activation ('linear', 'relu', 'tanh', 'sigmoid', 'softmax')."""
+    fixed_rank = False
 
     def __init__(self, activation, input_shape=None, name=None, **kwargs):
         self.activation = normalize_activation(activation, "Activation")
@@ -125,6 +129,7 @@ class Dropout(Layer):
 
     With ``seed`` the layer draws the same sequence of masks every run.
     """
+    fixed_rank = False
 
     def __init__(self, rate, seed=None, input_shape=None, name=None, **kwargs):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:

@@ -1,4 +1,5 @@
 """BatchNormalization over ``minicnn.ops.batchnorm``."""
+import math
 import numbers
 
 from .. import initializers
@@ -14,6 +15,7 @@ class BatchNormalization(Layer):
     moving_variance. The moving statistics change only in ``forward(x, training=True)``:
     ``moving = momentum * moving + (1 - momentum) * batch_statistic``.
     """
+    has_weights = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  input_shape=None, name=None, **kwargs):
@@ -23,7 +25,8 @@ class BatchNormalization(Layer):
                 or not 0 <= momentum <= 1:
             raise ValueError(f"BatchNormalization: momentum must be in [0, 1]. "
                              f"Received: momentum={momentum!r}")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or epsilon <= 0:
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) \
+                or not math.isfinite(epsilon) or epsilon <= 0:
             raise ValueError(f"BatchNormalization: epsilon must be positive. "
                              f"Received: epsilon={epsilon!r}")
         self.axis = int(axis)
@@ -62,6 +65,9 @@ class BatchNormalization(Layer):
         self.add_weight("moving_variance", channels, initializers.Ones(), trainable=False)
 
     def _forward(self, x, training):
+        if training and x.shape[0] == 0:
+            raise self._error(ValueError, "cannot compute batch statistics of an empty batch "
+                                          f"(received shape {tuple(x.shape)})")
         y, self._cache, (mean, var) = batchnorm_forward(
             x, self._weight("gamma"), self._weight("beta"), self._weight("moving_mean"),
             self._weight("moving_variance"), axis=self._sample_axis(x.ndim - 1) + 1,

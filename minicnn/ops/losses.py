@@ -56,22 +56,26 @@ def categorical_crossentropy_backward(y_true, y_pred):
     return (yo.sum(axis=-1, keepdims=True) - yo / q) / (s * n)
 
 
-def one_hot(labels, num_classes, dtype):
-    """Integer labels of shape (N,) or (N, 1) -> one-hot (N, num_classes)."""
+def one_hot(labels, num_classes, dtype, owner="one_hot"):
+    """Integer labels of shape (N,) or (N, 1) -> one-hot (N, num_classes).
+    Integral floats (3.0) are accepted; anything else is an error naming ``owner``."""
     xp = get_array_module(labels)
     labels = labels.reshape(labels.shape[0], -1)
     if labels.shape[1] != 1:
-        raise ValueError("sparse labels must have shape (N,) or (N, 1). "
+        raise ValueError(f"{owner}: sparse labels must have shape (N,) or (N, 1). "
                          f"Received: labels.shape={labels.shape}")
     labels = labels[:, 0]
     if labels.dtype.kind not in "iu":
-        if labels.dtype.kind != "f" or bool(xp.any(labels != xp.round(labels))):
-            raise TypeError("sparse labels must be integers. "
-                            f"Received: dtype={labels.dtype}")
+        whole = (xp.isfinite(labels) & (labels == xp.round(labels))) \
+            if labels.dtype.kind == "f" else xp.zeros(labels.shape, dtype=bool)
+        if not bool(whole.all()):
+            first_bad = labels[int(xp.argmin(whole))]
+            raise TypeError(f"{owner}: sparse labels must be integers. Received: dtype="
+                            f"{labels.dtype}, e.g. label {first_bad!r}")
         labels = labels.astype(xp.int64)
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"sparse labels must lie in [0, {num_classes}). Received: labels in "
-                         f"[{int(labels.min())}, {int(labels.max())}]")
+        raise ValueError(f"{owner}: sparse labels must lie in [0, {num_classes}). Received: "
+                         f"labels in [{int(labels.min())}, {int(labels.max())}]")
     return (labels[:, None] == xp.arange(num_classes)[None, :]).astype(dtype)
 
 
