@@ -7,10 +7,13 @@ The layers live in ``minicnn.layers``, the pure forward/backward ops they call i
 ``minicnn.ops``, and the slow loop versions of convolution and pooling (the
 oracle the tests compare against) in ``minicnn.reference``.
 """
-from . import backend, initializers, layers, losses, ops, reference, utils
+from . import (backend, datasets, initializers, layers, losses, metrics, models, ops,
+               optimizers, reference, utils)
+from .models import Sequential
 from .backend import floatx, set_floatx
 
 __version__ = "0.1.0"
 
-__all__ = ["backend", "initializers", "layers", "losses", "ops", "reference", "utils",
-           "floatx", "set_floatx", "__version__"]
+__all__ = ["backend", "datasets", "initializers", "layers", "losses", "metrics", "models",
+           "ops", "optimizers", "reference", "utils", "Sequential", "floatx", "set_floatx",
+           "__version__"]

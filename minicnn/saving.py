@@ -84,3 +84,17 @@ def unindexed(prefix, arrays):
     """The inverse of ``indexed``: the arrays under ``prefix`` in index order."""
     names = sorted(n for n in arrays if n.startswith(prefix + "/"))
     return [arrays[n] for n in names]
+
+
+def read_plain_npz(path, required):
+    """Arrays ``required`` from any ``.npz`` file (e.g. Keras's mnist.npz), never
+    unpickling; a clear error names the file when it is corrupt or lacks a key."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in required if k not in data.files]
+            if missing:
+                raise KeyError(f"missing arrays {missing} (it has {data.files})")
+            return {k: data[k] for k in required}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"cannot read {path!r}: not a valid npz file, truncated, or "
+                         f"missing data ({exc.__class__.__name__}: {exc})") from None
