@@ -20,6 +20,11 @@ windows overlap and dropping what falls on padding.
 from ..shapes import normalize_data_format, normalize_padding, resolve_padding
 from .im2col import col2im, im2col
 
+# Backward needs the im2col matrix again. Up to this size it is kept from the
+# forward pass; above it, backward rebuilds it from x (the matrix is KH*KW/(SH*SW)
+# times larger than x, so keeping it would multiply a large model's memory).
+KEEP_COLUMNS_UP_TO_BYTES = 64 * 2**20
+
 
 def to_channels_last(x, data_format):
     return x.transpose(0, 2, 3, 1) if data_format == "channels_first" else x
@@ -48,27 +53,27 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
         raise ValueError(f"conv2d: a {kh}x{kw} kernel with padding '{padding}' does not fit an "
                          f"input of {h}x{wd}; the output would be empty")
 
-    col = im2col(x, (kh, kw), strides, pads, (oh, ow))
-    y = col.reshape(n * oh * ow, kh * kw * c) @ w.reshape(kh * kw * c, f)
+    col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(n * oh * ow, kh * kw * c)
+    y = col @ w.reshape(kh * kw * c, f)
     if b is not None:
         y += b
     y = y.reshape(n, oh, ow, f)
-    # The cache holds the input, not the im2col matrix: the matrix is KH*KW/(SH*SW)
-    # times larger than x and cheap to rebuild in backward.
-    cache = (x, w, b is not None, strides, pads, (oh, ow), data_format)
+    kept = col if col.nbytes <= KEEP_COLUMNS_UP_TO_BYTES else None
+    cache = (x, kept, w, b is not None, strides, pads, (oh, ow), data_format)
     return from_channels_last(y, data_format), cache
 
 
 def conv2d_backward(dy, cache):
     """Gradients of ``sum(y * dy)``: returns ``(dx, dw, db)`` (db is None without bias)."""
-    x, w, has_bias, strides, pads, (oh, ow), data_format = cache
+    x, col, w, has_bias, strides, pads, (oh, ow), data_format = cache
     dy = to_channels_last(dy, data_format)
     n, _, _, c = x.shape
     kh, kw, _, f = w.shape
     rows = n * oh * ow
 
     dy2 = dy.reshape(rows, f)
-    col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(rows, kh * kw * c)
+    if col is None:  # not kept by forward: rebuild it
+        col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(rows, kh * kw * c)
     dw = (col.T @ dy2).reshape(w.shape)
     db = dy2.sum(axis=0) if has_bias else None
 
