@@ -2,7 +2,7 @@
 
 ``load_fashion_mnist()`` looks for a full copy of the four IDX files in, in order:
 
-1. ``path`` (if given), 2. ``$MINICNN_DATA`` (or its ``fashion-mnist/`` folder),
+1. ``path`` (if given, the only place looked at), 2. ``$MINICNN_DATA`` (or its ``fashion-mnist/`` folder),
 3. ``~/.minicnn/datasets/fashion-mnist``, 4. ``/usr/share/datasets/fashion-mnist``
 (Debian's ``dataset-fashion-mnist``), 5. Keras's cache ``~/.keras/datasets/fashion-mnist``.
 
@@ -47,9 +47,10 @@ def _home_dir(name):
 
 
 def _candidates(name, path, system_dir=None):
-    dirs = []
+    """The folders to search, in order; an explicit ``path`` is the only one."""
     if path is not None:
-        dirs.append(os.fspath(path))
+        return [os.fspath(path)]
+    dirs = []
     env = os.environ.get("MINICNN_DATA")
     if env:
         dirs += [os.path.join(env, name), env]
@@ -152,7 +153,7 @@ def load_mnist(path=None, download=True, url=MNIST_URL):
         if os.path.isfile(npz):
             return _load_mnist_npz(npz)
     keras_npz = os.path.join(os.path.expanduser("~"), ".keras", "datasets", "mnist.npz")
-    if os.path.isfile(keras_npz):
+    if path is None and os.path.isfile(keras_npz):
         return _load_mnist_npz(keras_npz)
     if path is not None:
         raise FileNotFoundError(f"no MNIST data in {os.fspath(path)!r}")

@@ -5,6 +5,7 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 
 
 def sha256_of(data, decompress=False):
@@ -33,7 +34,7 @@ def fetch(url, dest, sha256, decompressed=False, timeout=30):
         raise ConnectionError(f"cannot download {url}: {exc}") from None
     try:
         digest = sha256_of(data, decompressed)
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"download of {url} is not valid gzip data ({exc})") from None
     if digest != sha256:
         raise ValueError(f"download of {url} failed its SHA-256 check: expected {sha256}, "

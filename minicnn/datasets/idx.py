@@ -6,6 +6,7 @@ big-endian uint32 sizes, then the values in row-major order (big-endian).
 import gzip
 import os
 import struct
+import zlib
 
 import numpy as np
 
@@ -19,7 +20,7 @@ def _read_bytes(path):
     try:
         with opener(path, "rb") as f:
             return f.read()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"cannot read IDX file {path!r}: corrupt or truncated "
                          f"({exc.__class__.__name__}: {exc})") from None
 
