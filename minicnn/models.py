@@ -15,6 +15,7 @@ starts the backward walk at the softmax *input* with ``(p - y) / N``
 import json
 import math
 import signal
+import sys
 import threading
 import time
 
@@ -243,6 +244,10 @@ class Sequential:
                 raise ValueError(f"validation_split must be in (0, 1). Received: "
                                  f"{validation_split}")
             split = int(len(x) * (1 - validation_split))  # Keras: the last samples, unshuffled
+            if split in (0, len(x)):
+                raise ValueError(f"Sequential '{self.name}': {len(x)} samples cannot be split "
+                                 f"into training and validation sets with validation_split="
+                                 f"{validation_split}; use more data or a different split")
             x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
         verbose = 1 if verbose == "auto" else int(verbose)
         rng = np.random.default_rng(seed) if seed is not None else global_rng()
@@ -427,14 +432,13 @@ class _Progress:
         self.verbose, self.steps = verbose, steps
         self.start = time.perf_counter()
         self.bar = None
+        if verbose and epochs > 1:  # Keras prints no header for a single epoch
+            print(f"Epoch {epoch + 1}/{epochs}")
         if verbose == 1:
             from tqdm.auto import tqdm
-            print(f"Epoch {epoch + 1}/{epochs}")
-            self.bar = tqdm(total=steps, ascii=" ━", ncols=100, leave=True,
+            self.bar = tqdm(total=steps, ascii=" ━", ncols=100, leave=True, file=sys.stdout,
                             bar_format="{n_fmt}/{total_fmt} {bar:20} {elapsed}<{remaining}"
                                        " {rate_inv_fmt}{postfix}")
-        elif verbose == 2:
-            print(f"Epoch {epoch + 1}/{epochs}")
 
     @staticmethod
     def _format(logs):

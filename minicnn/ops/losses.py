@@ -52,8 +52,10 @@ def categorical_crossentropy_backward(y_true, y_pred):
     s, q, clipped = _renormalize_and_clip(y_pred)
     open_ = (q == clipped)  # False where clipping replaced the value
     n = y_pred.size // y_pred.shape[-1]
+    xp = get_array_module(y_pred)
     yo = y_true * open_
-    return (yo.sum(axis=-1, keepdims=True) - yo / q) / (s * n)
+    # Where q was clipped (q = 0 included) its term is 0; divide by 1 there, not by q.
+    return (yo.sum(axis=-1, keepdims=True) - yo / xp.where(open_, q, 1)) / (s * n)
 
 
 def one_hot(labels, num_classes, dtype, owner="one_hot"):
