@@ -11,7 +11,7 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy>=1.23", "numba>=0.58", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "pillow>=9"],
+        "test": ["pytest>=7", "hypothesis>=6.80", "scipy>=1.9", "pillow>=9"],
         "gpu": ["cupy-cuda12x>=13"],
         "keras": ["keras>=3", "jax[cpu]>=0.4.30"],
         "plot": ["matplotlib>=3.5"],
