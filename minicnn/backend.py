@@ -4,8 +4,11 @@ Every op in ``minicnn.ops`` is written once against an *array module* ``xp``
 (NumPy on the CPU, CuPy on a CUDA GPU). ``get_array_module(x)`` picks the module
 that owns an array, so the same im2col, pooling and batch-norm code serves both.
 
-A *backend* is a name (``"numpy"``, later ``"numba"`` and ``"cupy"``) that decides
-where layers keep their weights and which specialised kernels they call.
+A *backend* is a name (``"numpy"``, ``"numba"``, ``"cupy"``) that decides where
+layers keep their weights and which specialised kernels they call: ``numpy`` runs
+the array code of ``minicnn.ops`` as written, ``numba`` swaps in the compiled CPU
+loops of ``minicnn.kernels.numba_cpu`` where they pay, ``cupy`` runs the same array
+code on a CUDA GPU.
 """
 import numpy
 
@@ -140,15 +143,31 @@ def _cupy_problem():
     return None
 
 
-_KNOWN = ("numpy", "cupy")
+def _numba_problem():
+    """None when numba imports, else why not."""
+    try:
+        import numba  # noqa: F401
+    except Exception as exc:
+        return f"numba is not installed or does not import ({exc.__class__.__name__}: {exc})"
+    return None
+
+
+_KNOWN = ("numpy", "numba", "cupy")
+_PROBLEMS = {"numpy": lambda: None, "numba": _numba_problem, "cupy": lambda: _cupy_problem()}
 
 
 def available():
-    """The backends that can run on this machine, e.g. ``["numpy"]``."""
-    names = ["numpy"]
-    if _cupy_problem() is None:
-        names.append("cupy")
-    return names
+    """The backends that can run on this machine, e.g. ``["numpy", "numba"]``."""
+    return [name for name in _KNOWN if _PROBLEMS[name]() is None]
+
+
+def numba_kernels(*arrays):
+    """The compiled CPU kernels (``minicnn.kernels.numba_cpu``) when the numba backend
+    is active and every array is a NumPy array; None means: use the array code."""
+    if _BACKEND != "numba" or not all(isinstance(a, numpy.ndarray) for a in arrays):
+        return None
+    from .kernels import numba_cpu
+    return numba_cpu
 
 
 def get_backend():
@@ -163,8 +182,7 @@ def set_backend(name):
     if key not in _KNOWN:
         raise ValueError(
             f"set_backend: unknown backend; expected one of {list(_KNOWN)}. Received: {name!r}")
-    if key == "cupy":
-        problem = _cupy_problem()
-        if problem is not None:
-            raise RuntimeError(f"set_backend('cupy'): {problem}")
+    problem = _PROBLEMS[key]()
+    if problem is not None:
+        raise RuntimeError(f"set_backend({key!r}): {problem}")
     _BACKEND = key

@@ -13,6 +13,7 @@ def _fresh_state():
     yield
     mc.backend.set_floatx("float32")
     mc.backend.set_check_numerics(False)
+    mc.backend.set_backend("numpy")
 
 
 @pytest.fixture

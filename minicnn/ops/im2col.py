@@ -19,7 +19,9 @@ receive the sum, which is exactly what the chain rule asks for.
 Layout is channels_last (N, H, W, C) throughout; callers transpose
 channels_first data before and after.
 """
-from ..backend import get_array_module
+import numpy as np
+
+from ..backend import get_array_module, numba_kernels
 
 
 def _window_slices(a, b, out_hw, strides):
@@ -51,6 +53,12 @@ def im2col(x, kernel_size, strides, pads, out_hw, pad_value=0.0):
     n, _, _, c = x.shape
     kh, kw = kernel_size
     oh, ow = out_hw
+    fast = numba_kernels(x)
+    if fast is not None:  # the same copy, compiled, without a padded temporary
+        col = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+        fast.im2col(np.ascontiguousarray(x), kh, kw, *strides, pads[0][0], pads[1][0],
+                    oh, ow, pad_value, col)
+        return col
     xpad = pad_image(x, pads, pad_value)
     col = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
     for a in range(kh):
@@ -70,6 +78,11 @@ def col2im(dcol, x_shape, kernel_size, strides, pads):
     n, h, w, c = x_shape
     _, oh, ow, kh, kw, _ = dcol.shape
     (top, bottom), (left, right) = pads
+    fast = numba_kernels(dcol)
+    if fast is not None:
+        dx = np.empty(x_shape, dtype=dcol.dtype)
+        fast.col2im(np.ascontiguousarray(dcol), *strides, top, left, dx)
+        return dx
     dxpad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dcol.dtype)
     for a in range(kh):
         for b in range(kw):

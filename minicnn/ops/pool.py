@@ -15,7 +15,9 @@ All three share ``im2col``; only the pad value and the reduction differ:
 col2im adds the windows' gradients back, so overlapping windows (e.g. 3x3,
 stride 2) accumulate into the cells they share.
 """
-from ..backend import get_array_module
+import numpy as np
+
+from ..backend import get_array_module, numba_kernels
 from ..shapes import POOL_PADDINGS, normalize_data_format, normalize_padding, resolve_padding
 from .conv import from_channels_last, to_channels_last
 from .im2col import col2im, im2col
@@ -43,7 +45,6 @@ def pool2d_forward(x, pool_size, strides=None, padding="valid", mode="max",
     data_format = normalize_data_format(data_format)
     strides = tuple(pool_size) if strides is None else tuple(strides)
     x = to_channels_last(x, data_format)
-    xp = get_array_module(x)
     n, h, w, c = x.shape
     kh, kw = pool_size
     pads, (oh, ow) = resolve_padding((h, w), (kh, kw), strides, padding)
@@ -51,26 +52,58 @@ def pool2d_forward(x, pool_size, strides=None, padding="valid", mode="max",
         raise ValueError(f"pool2d: a {kh}x{kw} window with padding '{padding}' does not fit "
                          f"an input of {h}x{w}; the output would be empty")
 
-    col = im2col(x, (kh, kw), strides, pads, (oh, ow), _PAD_VALUE[mode])
+    fast = numba_kernels(x)
+    if fast is not None:
+        y, aux = _compiled_forward(fast, np.ascontiguousarray(x), mode, (kh, kw), strides,
+                                   pads, (oh, ow))
+    else:
+        y, aux = _array_forward(x, mode, (kh, kw), strides, pads, (oh, ow))
+    cache = (x.shape, mode, (kh, kw), strides, pads, aux, data_format, fast)
+    return from_channels_last(y, data_format), cache
+
+
+def _array_forward(x, mode, window, strides, pads, out_hw):
+    xp = get_array_module(x)
+    n, h, w, c = x.shape
+    (kh, kw), (oh, ow) = window, out_hw
+    col = im2col(x, window, strides, pads, out_hw, _PAD_VALUE[mode])
     col = col.reshape(n, oh, ow, kh * kw, c)
     if mode == "avg":
         count = (_real_cell_counts(xp, h, kh, strides[0], pads[0][0], oh, x.dtype)[:, None]
                  * _real_cell_counts(xp, w, kw, strides[1], pads[1][0], ow, x.dtype)[None, :])
         count = count[None, :, :, None]  # (1, OH, OW, 1): broadcasts over N and C
-        y = col.sum(axis=3) / count
-        aux = count
-    else:
-        # argmax/argmin return the first extreme cell of the flattened (row-major) window.
-        aux = col.argmax(axis=3) if mode == "max" else col.argmin(axis=3)
-        y = xp.take_along_axis(col, aux[:, :, :, None, :], axis=3)[:, :, :, 0, :]
-    cache = (x.shape, mode, (kh, kw), strides, pads, aux, data_format)
-    return from_channels_last(y, data_format), cache
+        return col.sum(axis=3) / count, count
+    # argmax/argmin return the first extreme cell of the flattened (row-major) window.
+    winner = col.argmax(axis=3) if mode == "max" else col.argmin(axis=3)
+    return xp.take_along_axis(col, winner[:, :, :, None, :], axis=3)[:, :, :, 0, :], winner
+
+
+def _compiled_forward(fast, x, mode, window, strides, pads, out_hw):
+    """The numba kernels: no im2col matrix, and a window-offset index per output
+    (uint8 when the window is small) instead of a one-hot mask."""
+    n, _, _, c = x.shape
+    (kh, kw), (oh, ow), top, left = window, out_hw, pads[0][0], pads[1][0]
+    y = np.empty((n, oh, ow, c), dtype=x.dtype)
+    if mode == "avg":
+        fast.avg_pool_forward(x, kh, kw, *strides, top, left, y)
+        return y, None
+    winner = np.empty((n, oh, ow, c), dtype=np.uint8 if kh * kw <= 256 else np.int32)
+    fast.extreme_pool_forward(x, kh, kw, *strides, top, left, mode == "max", y, winner)
+    return y, winner
 
 
 def pool2d_backward(dy, cache):
     """Gradient of ``sum(y * dy)`` with respect to the pooled input."""
-    x_shape, mode, (kh, kw), strides, pads, aux, data_format = cache
+    x_shape, mode, (kh, kw), strides, pads, aux, data_format, fast = cache
     dy = to_channels_last(dy, data_format)
+    if fast is not None:
+        dx = np.empty(x_shape, dtype=dy.dtype)
+        dy = np.ascontiguousarray(dy)
+        if mode == "avg":
+            fast.avg_pool_backward(dy, kh, kw, *strides, pads[0][0], pads[1][0], dx)
+        else:
+            fast.extreme_pool_backward(dy, aux, kw, *strides, pads[0][0], pads[1][0], dx)
+        return from_channels_last(dx, data_format)
     xp = get_array_module(dy)
     n, oh, ow, c = dy.shape
     if mode == "avg":

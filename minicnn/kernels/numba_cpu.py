@@ -1,0 +1,143 @@
+"""Numba CPU kernels: the loops of ``minicnn.ops`` compiled, for the ``numba`` backend.
+
+Each kernel computes exactly what the NumPy code in ``minicnn.ops`` computes (the
+parity tests check it); what changes is how:
+
+- no padded copy of the input: a window cell outside the image is recognised by
+  its coordinates and read as the pad value (0, -inf or +inf);
+- ``prange`` only over loops whose iterations write disjoint outputs. im2col
+  writes one output row per (n, i), so it runs over n*OH; col2im and the pooling
+  backward *accumulate* into input pixels that overlapping windows share, so they
+  run over images n, each of which owns its own slice of dx (a prange over output
+  positions would race on the shared pixels);
+- max/min pooling remembers which window cell won (one small integer per output)
+  instead of building a one-hot mask over whole windows.
+
+All kernels are module-level ``@njit(cache=True)`` functions on plain arrays and
+ints; they compile once per dtype (float32, float64) and are cached on disk.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def im2col(x, kh, kw, sh, sw, top, left, oh, ow, pad_value, col):
+    """col[n, i, j, a, b, :] = x[n, i*sh + a - top, j*sw + b - left, :] (pad_value outside)."""
+    n, h, w, c = x.shape
+    for ni in prange(n * oh):
+        s = ni // oh
+        i = ni % oh
+        for j in range(ow):
+            for a in range(kh):
+                r = i * sh + a - top
+                for b in range(kw):
+                    q = j * sw + b - left
+                    if 0 <= r < h and 0 <= q < w:
+                        for ch in range(c):
+                            col[s, i, j, a, b, ch] = x[s, r, q, ch]
+                    else:
+                        for ch in range(c):
+                            col[s, i, j, a, b, ch] = pad_value
+
+
+@njit(parallel=True, cache=True)
+def col2im(dcol, sh, sw, top, left, dx):
+    """dx[n, r, q, :] += dcol[n, i, j, a, b, :] for every window cell on the image."""
+    n, oh, ow, kh, kw, c = dcol.shape
+    _, h, w, _ = dx.shape
+    for s in prange(n):  # each image owns dx[s]: no two threads add to one pixel
+        dx[s] = 0
+        for i in range(oh):
+            for j in range(ow):
+                for a in range(kh):
+                    r = i * sh + a - top
+                    if r < 0 or r >= h:
+                        continue
+                    for b in range(kw):
+                        q = j * sw + b - left
+                        if q < 0 or q >= w:
+                            continue
+                        for ch in range(c):
+                            dx[s, r, q, ch] += dcol[s, i, j, a, b, ch]
+
+
+@njit(parallel=True, cache=True)
+def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
+    """Max (take_max) or min of each window's real cells; ``winner`` keeps the
+    row-major offset a*kw + b of the first extreme cell (strict comparison keeps
+    the first of equal values, Keras's tie rule)."""
+    n, h, w, c = x.shape
+    _, oh, ow, _ = y.shape
+    for ni in prange(n * oh):
+        s = ni // oh
+        i = ni % oh
+        for j in range(ow):
+            for ch in range(c):
+                y[s, i, j, ch] = -np.inf if take_max else np.inf
+                winner[s, i, j, ch] = 0
+            for a in range(kh):
+                r = i * sh + a - top
+                if r < 0 or r >= h:
+                    continue
+                for b in range(kw):
+                    q = j * sw + b - left
+                    if q < 0 or q >= w:
+                        continue
+                    for ch in range(c):
+                        v = x[s, r, q, ch]
+                        if (v > y[s, i, j, ch]) if take_max else (v < y[s, i, j, ch]):
+                            y[s, i, j, ch] = v
+                            winner[s, i, j, ch] = a * kw + b
+
+
+@njit(parallel=True, cache=True)
+def extreme_pool_backward(dy, winner, kw, sh, sw, top, left, dx):
+    """Each window's dy goes to its winning cell; overlapping windows add up."""
+    n, oh, ow, c = dy.shape
+    for s in prange(n):
+        dx[s] = 0
+        for i in range(oh):
+            for j in range(ow):
+                for ch in range(c):
+                    k = winner[s, i, j, ch]
+                    dx[s, i * sh + k // kw - top, j * sw + k % kw - left, ch] += dy[s, i, j, ch]
+
+
+@njit(parallel=True, cache=True)
+def avg_pool_forward(x, kh, kw, sh, sw, top, left, y):
+    """Mean of each window's real (unpadded) cells."""
+    n, h, w, c = x.shape
+    _, oh, ow, _ = y.shape
+    for ni in prange(n * oh):
+        s = ni // oh
+        i = ni % oh
+        r0, r1 = max(i * sh - top, 0), min(i * sh - top + kh, h)
+        for j in range(ow):
+            q0, q1 = max(j * sw - left, 0), min(j * sw - left + kw, w)
+            for ch in range(c):
+                y[s, i, j, ch] = 0
+            for r in range(r0, r1):
+                for q in range(q0, q1):
+                    for ch in range(c):
+                        y[s, i, j, ch] += x[s, r, q, ch]
+            scale = 1.0 / ((r1 - r0) * (q1 - q0))
+            for ch in range(c):
+                y[s, i, j, ch] *= scale
+
+
+@njit(parallel=True, cache=True)
+def avg_pool_backward(dy, kh, kw, sh, sw, top, left, dx):
+    """Every real cell of a window receives dy / (number of real cells)."""
+    n, oh, ow, c = dy.shape
+    _, h, w, _ = dx.shape
+    for s in prange(n):
+        dx[s] = 0
+        for i in range(oh):
+            r0, r1 = max(i * sh - top, 0), min(i * sh - top + kh, h)
+            for j in range(ow):
+                q0, q1 = max(j * sw - left, 0), min(j * sw - left + kw, w)
+                scale = 1.0 / ((r1 - r0) * (q1 - q0))
+                for r in range(r0, r1):
+                    for q in range(q0, q1):
+                        for ch in range(c):
+                            dx[s, r, q, ch] += dy[s, i, j, ch] * scale

@@ -1,0 +1,134 @@
+"""Every backend computes the same layers: numba against numpy, forward and backward,
+over random configurations of every padding mode, stride and data format; and the
+backend registry's errors."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minicnn as mc
+from minicnn.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense,
+                            Dropout, Flatten, MaxPooling2D, MinPooling2D)
+
+BACKENDS = mc.backend.available()
+needs_numba = pytest.mark.skipif("numba" not in BACKENDS, reason="numba does not import here")
+
+
+def run(backend, make_layer, x, dy_seed, training=True):
+    """Forward and backward of a fresh float64 layer on ``backend``; weights are
+    made by the same seeded initializer, so both backends hold identical weights."""
+    mc.backend.set_backend(backend)
+    try:
+        mc.utils.set_random_seed(7)
+        layer = make_layer()
+        y = layer.forward(x, training=training)
+        dy = np.random.default_rng(dy_seed).standard_normal(y.shape)
+        dx = layer.backward(dy)
+        return [mc.backend.to_host(a) for a in (y, dx, *layer.get_gradients())]
+    finally:
+        mc.backend.set_backend("numpy")
+
+
+def assert_same_on_numba(make_layer, x, training=True):
+    mc.backend.set_floatx("float64")
+    expected = run("numpy", make_layer, x, 1, training)
+    actual = run("numba", make_layer, x, 1, training)
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+@st.composite
+def window_configs(draw, paddings):
+    padding = draw(st.sampled_from(paddings))
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    h, w = (draw(st.integers(k[0] if padding == "valid" else 1, 9)),
+            draw(st.integers(k[1] if padding == "valid" else 1, 9)))
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    data_format = draw(st.sampled_from(["channels_last", "channels_first"]))
+    shape = (n, h, w, c) if data_format == "channels_last" else (n, c, h, w)
+    return padding, k, s, data_format, shape, draw(st.integers(0, 2**31 - 1))
+
+
+@needs_numba
+@settings(deadline=None, max_examples=60)
+@given(window_configs(["valid", "same", "full"]), st.integers(1, 3),
+       st.sampled_from(["linear", "relu", "tanh"]), st.booleans())
+def test_conv2d_same_on_numba(config, filters, activation, use_bias):
+    padding, k, s, data_format, shape, seed = config
+    x = np.random.default_rng(seed).standard_normal(shape)
+    assert_same_on_numba(lambda: Conv2D(filters, k, s, padding, activation=activation,
+                                        use_bias=use_bias, data_format=data_format), x)
+
+
+@needs_numba
+@settings(deadline=None, max_examples=80)
+@given(window_configs(["valid", "same"]),
+       st.sampled_from([MaxPooling2D, MinPooling2D, AveragePooling2D]), st.booleans())
+def test_pooling_same_on_numba(config, cls, ties):
+    padding, k, s, data_format, shape, seed = config
+    rng = np.random.default_rng(seed)
+    # With ties (values from {-1, 0, 1}) both backends must pick the same first cell.
+    x = rng.integers(-1, 2, shape).astype(float) if ties else rng.standard_normal(shape)
+    assert_same_on_numba(lambda: cls(k, s, padding, data_format=data_format), x)
+
+
+@needs_numba
+@pytest.mark.parametrize("make_layer, shape, training", [
+    (lambda: Dense(5, activation="softmax"), (4, 7), True),
+    (lambda: Dense(3, activation="sigmoid"), (2, 3, 6), True),
+    (lambda: Flatten(), (2, 3, 4, 5), True),
+    (lambda: Flatten(data_format="channels_first"), (2, 3, 4, 5), True),
+    (lambda: Activation("softmax"), (3, 6), True),
+    (lambda: Dropout(0.3, seed=1), (4, 6), True),
+    (lambda: BatchNormalization(), (6, 5), True),
+    (lambda: BatchNormalization(), (3, 4, 4, 2), True),
+    (lambda: BatchNormalization(axis=1), (3, 2, 4, 4), True),
+    (lambda: BatchNormalization(), (3, 4, 4, 2), False),
+], ids=["dense-softmax", "dense-rank3", "flatten", "flatten-cf", "softmax", "dropout",
+        "bn-dense", "bn-conv", "bn-cf", "bn-inference"])
+def test_other_layers_same_on_numba(make_layer, shape, training):
+    x = np.random.default_rng(3).standard_normal(shape)
+    assert_same_on_numba(make_layer, x, training)
+
+
+@needs_numba
+def test_training_a_model_is_the_same_on_numba():
+    """A whole LeNet-style step: the updated weights agree to float32 rounding."""
+    def train(backend):
+        mc.backend.set_backend(backend)
+        try:
+            mc.backend.clear_session()
+            mc.utils.set_random_seed(0)
+            model = mc.Sequential([
+                Conv2D(4, 3, padding="same", activation="tanh", input_shape=(10, 10, 2)),
+                MaxPooling2D(3, 2, padding="same"), Conv2D(6, 3, activation="relu"),
+                AveragePooling2D(2), Flatten(), Dense(5, activation="softmax")])
+            model.compile("adam", "sparse_categorical_crossentropy")
+            rng = np.random.default_rng(1)
+            x, y = rng.standard_normal((16, 10, 10, 2)), rng.integers(0, 5, 16)
+            for _ in range(3):
+                model.train_on_batch(x, y)
+            return model.get_weights()
+        finally:
+            mc.backend.set_backend("numpy")
+
+    for a, b in zip(train("numba"), train("numpy")):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_available_always_has_numpy():
+    assert mc.backend.available()[0] == "numpy"
+    assert mc.backend.get_backend() == "numpy"
+
+
+def test_unknown_backend_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"unknown backend.*'numpy', 'numba', 'cupy'.*'torch'"):
+        mc.backend.set_backend("torch")
+
+
+@pytest.mark.skipif("cupy" in BACKENDS, reason="CuPy can run here")
+def test_cupy_without_device_names_what_is_missing():
+    with pytest.raises(RuntimeError, match=r"set_backend\('cupy'\): CuPy"):
+        mc.backend.set_backend("cupy")
+    assert mc.backend.get_backend() == "numpy"
