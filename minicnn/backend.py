@@ -17,6 +17,7 @@ _ALLOWED_FLOATX = ("float16", "float32", "float64")
 _BACKEND = "numpy"
 _CHECK_NUMERICS = False
 _NAME_COUNTS = {}
+_IM2COL_BUDGET = 256 * 2**20
 
 
 # ----------------------------------------------------------------------------
@@ -59,6 +60,25 @@ def set_check_numerics(flag):
     """Make every layer whose ``check_numerics`` is None reject NaN/Inf inputs."""
     global _CHECK_NUMERICS
     _CHECK_NUMERICS = bool(flag)
+
+
+# ----------------------------------------------------------------------------
+# memory: how large one im2col matrix may grow
+# ----------------------------------------------------------------------------
+def im2col_budget():
+    """Bytes one im2col matrix may take (default 256 MiB); larger batches are
+    convolved in chunks of images."""
+    return _IM2COL_BUDGET
+
+
+def set_im2col_budget(num_bytes):
+    """Cap the im2col matrix at ``num_bytes``; at least one image is always done at once."""
+    global _IM2COL_BUDGET
+    if isinstance(num_bytes, bool) or not isinstance(num_bytes, (int, numpy.integer)) \
+            or num_bytes <= 0:
+        raise ValueError(f"set_im2col_budget: expected a positive number of bytes. "
+                         f"Received: {num_bytes!r}")
+    _IM2COL_BUDGET = int(num_bytes)
 
 
 # ----------------------------------------------------------------------------

@@ -132,3 +132,28 @@ def test_cupy_without_device_names_what_is_missing():
     with pytest.raises(RuntimeError, match=r"set_backend\('cupy'\): CuPy"):
         mc.backend.set_backend("cupy")
     assert mc.backend.get_backend() == "numpy"
+
+
+@pytest.mark.parametrize("backend", BACKENDS[:2])
+@pytest.mark.parametrize("budget", [1, 3000])
+def test_im2col_in_chunks_gives_the_same_result(backend, budget):
+    """A budget smaller than one batch's im2col matrix splits the batch into chunks
+    (down to one image); the result must not change."""
+    mc.backend.set_floatx("float64")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 9, 8, 3))
+    make = lambda: Conv2D(4, (3, 2), strides=(2, 1), padding="same")  # noqa: E731
+    expected = run("numpy", make, x, 2)
+    mc.backend.set_im2col_budget(budget)
+    try:
+        actual = run(backend, make, x, 2)
+    finally:
+        mc.backend.set_im2col_budget(256 * 2**20)
+    for a, e in zip(actual, expected):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, True, "256MB"])
+def test_im2col_budget_must_be_positive_bytes(value):
+    with pytest.raises(ValueError, match=r"set_im2col_budget: expected a positive number"):
+        mc.backend.set_im2col_budget(value)

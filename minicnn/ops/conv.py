@@ -17,6 +17,8 @@ Backward, given ``dY = dL/dY`` (N*OH*OW, F), the three gradients follow from
 and col2im folds ``dX`` (one row per window) back onto the image, adding where
 windows overlap and dropping what falls on padding.
 """
+from .. import backend
+from ..backend import get_array_module
 from ..shapes import normalize_data_format, normalize_padding, resolve_padding
 from .im2col import col2im, im2col
 
@@ -34,6 +36,12 @@ def from_channels_last(y, data_format):
     return y.transpose(0, 3, 1, 2) if data_format == "channels_first" else y
 
 
+def images_per_chunk(n, bytes_per_image):
+    """How many images' im2col rows fit in ``backend.im2col_budget()`` bytes (at least
+    one): a large batch is convolved in chunks instead of one huge matrix."""
+    return max(1, min(n, backend.im2col_budget() // max(bytes_per_image, 1)))
+
+
 def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="channels_last"):
     """Convolve ``x`` with ``w`` (Keras layout (KH, KW, C, F)) and add ``b``.
 
@@ -43,6 +51,7 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
     padding = normalize_padding(padding)
     data_format = normalize_data_format(data_format)
     x = to_channels_last(x, data_format)
+    xp = get_array_module(x)
     n, h, wd, c = x.shape
     kh, kw, kc, f = w.shape
     if kc != c:
@@ -53,33 +62,41 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
         raise ValueError(f"conv2d: a {kh}x{kw} kernel with padding '{padding}' does not fit an "
                          f"input of {h}x{wd}; the output would be empty")
 
-    col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(n * oh * ow, kh * kw * c)
-    y = col @ w.reshape(kh * kw * c, f)
+    w2 = w.reshape(kh * kw * c, f)
+    chunk = images_per_chunk(n, oh * ow * kh * kw * c * x.dtype.itemsize)
+    y = xp.empty((n, oh, ow, f), dtype=x.dtype)
+    for start in range(0, n, chunk):  # one pass unless the matrix would exceed the budget
+        part = slice(start, start + chunk)
+        col = im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
+        y[part] = (col @ w2).reshape(-1, oh, ow, f)
     if b is not None:
         y += b
-    y = y.reshape(n, oh, ow, f)
-    kept = col if col.nbytes <= KEEP_COLUMNS_UP_TO_BYTES else None
-    cache = (x, kept, w, b is not None, strides, pads, (oh, ow), data_format)
+    kept = col if chunk >= n and col.nbytes <= KEEP_COLUMNS_UP_TO_BYTES else None
+    cache = (x, kept, w, b is not None, strides, pads, (oh, ow), data_format, chunk)
     return from_channels_last(y, data_format), cache
 
 
 def conv2d_backward(dy, cache):
     """Gradients of ``sum(y * dy)``: returns ``(dx, dw, db)`` (db is None without bias)."""
-    x, col, w, has_bias, strides, pads, (oh, ow), data_format = cache
+    x, kept, w, has_bias, strides, pads, (oh, ow), data_format, chunk = cache
+    xp = get_array_module(x)
     dy = to_channels_last(dy, data_format)
     n, _, _, c = x.shape
     kh, kw, _, f = w.shape
-    rows = n * oh * ow
+    w2 = w.reshape(kh * kw * c, f)
 
-    dy2 = dy.reshape(rows, f)
-    if col is None:  # not kept by forward: rebuild it
-        col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(rows, kh * kw * c)
-    dw = (col.T @ dy2).reshape(w.shape)
-    db = dy2.sum(axis=0) if has_bias else None
-
-    dcol = dy2 @ w.reshape(kh * kw * c, f).T
-    dx = col2im(dcol.reshape(n, oh, ow, kh, kw, c), x.shape, (kh, kw), strides, pads)
-    return from_channels_last(dx, data_format), dw, db
+    dw = xp.zeros((kh * kw * c, f), dtype=w.dtype)
+    dx = xp.empty(x.shape, dtype=x.dtype)
+    for start in range(0, n, chunk):
+        part = slice(start, start + chunk)
+        dy2 = dy[part].reshape(-1, f)
+        col = kept if kept is not None else \
+            im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
+        dw += col.T @ dy2
+        dcol = (dy2 @ w2.T).reshape(-1, oh, ow, kh, kw, c)
+        dx[part] = col2im(dcol, x[part].shape, (kh, kw), strides, pads)
+    db = dy.reshape(-1, f).sum(axis=0) if has_bias else None
+    return from_channels_last(dx, data_format), dw.reshape(w.shape), db
 
 
 def conv2d_output_shape(in_hw, kernel_size, strides, padding):

@@ -1,0 +1,1137 @@
+"""The Keras cross-check cases: what is compared, how each side builds it, and how close
+minicnn must come. Shared by ``generate.py`` (which runs Keras and stores fixtures),
+``tests/test_keras_reference.py`` (which compares minicnn with the stored fixtures) and
+``tests/test_keras_live.py`` (which runs Keras live).
+
+A *case* is a JSON-serializable dict: ``id`` (also the fixture's file name),
+``family`` (the group the summary reports), ``kind`` (which runner handles it),
+``seed`` (for its input arrays) and kind-specific settings. Layer arguments are
+given once, with Keras's names, and passed unchanged to both libraries.
+
+- ``make_inputs(case)``: the input arrays (numpy, seeded; float32 data, int32 labels).
+- ``keras_expected(case, inputs)``: Keras 3's results (needs keras with the JAX
+  backend; keras is imported only inside the functions that need it).
+- ``check_case(case, data, checker)``: runs minicnn on ``data`` (inputs + Keras's
+  results) and compares every result with ``checker.close`` at ``TOLERANCES``.
+
+Gradients are those of ``sum(y * dy)`` (for losses, of the loss), computed in Keras
+with ``jax.value_and_grad`` over ``layer.stateless_call``. Oracles for minicnn's
+extensions: ``padding="full"`` is Keras's 'valid' Conv2D on the input explicitly
+zero-padded by ``k - 1`` on every side (``dx`` = the padded input's gradient, cropped);
+MinPooling2D is ``-MaxPooling2D(-x)`` (by the chain rule ``dx`` is max pooling's input
+gradient at ``-x`` for the same ``dy``).
+
+Model cases do not store their initial weights (model A alone has 2M parameters):
+``model_initial_weights`` regenerates them from the case's seed with numpy, and the
+fixture keeps checksums of them so that a change in numpy's generator shows up as a
+clear error rather than as a mismatch.
+"""
+import importlib.util
+import io
+import json
+import math
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA_DIR = HERE / "data"
+VERSIONS_FILE = DATA_DIR / "VERSIONS.json"
+REPO_ROOT = HERE.parents[1]
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
+F32 = np.float32
+
+# ======================================================================================
+# Tolerances: (rtol, atol), elementwise |minicnn - keras| <= atol + rtol * |keras|.
+#
+# Both libraries compute in float32 (unit roundoff u = 6e-8) but sum in different
+# orders (im2col + BLAS matmul here, XLA's convolution and reductions in Keras), so
+# results agree to a few ulps times the length of the sums, not bit for bit. Inputs,
+# weights and dy are O(1) by construction, so absolute tolerances are meaningful.
+# The numbers observed (see tests/.keras_reference_summary.txt) are about 10x below
+# these bounds.
+# ======================================================================================
+TOLERANCES = {
+    # Conv2D: y sums kh*kw*C <= 363 products, dK sums N*OH*OW products, dx sums
+    # kh*kw*F / (sh*sw) products; with O(1) terms float32 sums drift by ~sqrt(n)*u*|terms|
+    # ~1e-6. tanh/sigmoid/softmax do not amplify errors. 1e-5 is ~10x the observed worst.
+    "conv2d": {"*": (1e-5, 1e-5)},
+    "conv2d_full": {"*": (1e-5, 1e-5)},
+    # Max/min pooling select an input value and route dy to one cell: no arithmetic at
+    # all, so any difference is a wrong winner (tie rule) and must fail: exact.
+    "max_pooling": {"*": (0.0, 0.0)},
+    "min_pooling": {"*": (0.0, 0.0)},
+    # Average pooling: a sum of <= 9 values and one division: a few ulps.
+    "avg_pooling": {"*": (1e-6, 1e-6)},
+    # Dense: y and dx sum <= 7 products, dW/db sum over the batch: a few ulps; the
+    # exp in sigmoid/softmax/tanh differs by ~1 ulp between numpy and XLA.
+    "dense": {"*": (1e-6, 1e-6)},
+    "activation": {"*": (1e-6, 1e-6)},
+    # Flatten and inference Dropout move values without arithmetic: exact.
+    "flatten": {"*": (0.0, 0.0)},
+    "dropout": {"*": (0.0, 0.0)},
+    # BatchNormalization: the mean and variance are reductions in different orders, and
+    # 1/sqrt(var + eps) amplifies their error; dx is a difference of terms of size
+    # |dy| * gamma/sigma (up to ~4 here) that largely cancel. 1e-5 relative to O(1)
+    # values covers ~100 ulps of the inputs' scale (observed worst ~1e-6).
+    "batchnorm_train": {"*": (1e-5, 1e-5)},
+    "batchnorm_inference": {"*": (1e-5, 1e-5)},
+    "batchnorm_moving": {"*": (1e-5, 1e-5)},
+    # Losses: a log and a mean of <= 48 values: ~1e-7 relative; the gradient w.r.t. p
+    # has entries up to (1 - 1/p)/N ~ 1e4 near p = 1e-5, hence a relative tolerance.
+    "loss_cce": {"*": (1e-6, 1e-7)},
+    "loss_scce": {"*": (1e-6, 1e-7)},
+    "loss_mse": {"*": (1e-6, 1e-7)},
+    # Softmax + cross-entropy at the logits: (p - y)/N with p from exp: ~1 ulp of 1/N.
+    # Keras's zero rows (clipping active) must be exactly zero in the unfused path.
+    "fused_softmax_ce": {"*": (1e-6, 1e-7)},
+    # Optimizers, 3 steps of one small Dense model: weights are O(1), and an update
+    # differs only through the gradient's rounding (~1e-7 relative) times lr (<= 0.1);
+    # 1e-6 absolute is ~10 ulps of the weights. Adam amplifies gradient rounding near
+    # g = 0 (its first step is lr*g/(|g| + eps/sqrt(1-beta_2)), slope up to lr/3.2e-6),
+    # but every step moves a weight by at most ~lr, so 1e-6 still holds at lr <= 1e-2.
+    "optimizer_sgd": {"*": (1e-6, 1e-6), "loss": (1e-6, 1e-6)},
+    "optimizer_adam": {"*": (1e-6, 1e-6), "loss": (1e-6, 1e-6)},
+    # Whole models: predict goes through up to 8 layers; the softmax outputs are ~0.1
+    # and errors compound to a few 1e-7: 1e-6 absolute. One SGD step at lr 0.05 moves
+    # a weight by lr*g with g accurate to ~1e-6 relative: weights (O(0.1)) agree to
+    # 1e-6. One Adam step moves every weight by ~lr = 1e-3 * sign(g) unless |g| is tiny;
+    # where a gradient is ~1e-7 (dead relu paths, tanh saturation) its rounding, amplified
+    # up to lr/3.2e-6 = 316x, shows: 1e-5 absolute (1% of a step) covers it.
+    "model_predict": {"*": (1e-5, 1e-6)},
+    "model_sgd_step": {"*": (1e-5, 1e-6), "loss": (1e-6, 1e-6)},
+    "model_adam_step": {"*": (1e-5, 1e-5), "loss": (1e-6, 1e-6)},
+}
+# Sums of a big kernel's update over a row or a column (model A's Dense kernel, stored
+# reduced): each adds up to 15488 per-entry errors of the size above, independent in
+# sign, so sqrt(n) times the per-entry tolerance bounds them generously.
+REDUCED_SUM_FACTOR = 4.0
+
+
+def tolerance(family, quantity):
+    table = TOLERANCES[family]
+    return table.get(quantity, table["*"])
+
+
+# ======================================================================================
+# Shapes, computed here from the Keras formulas (not by either library)
+# ======================================================================================
+def _out_len(n, k, s, padding):
+    if padding == "valid":
+        return (n - k) // s + 1
+    if padding == "same":
+        return -(-n // s)
+    if padding == "full":
+        return (n + k - 2) // s + 1
+    raise ValueError(padding)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def _channel_axis(case):
+    return 1 if case["args"].get("data_format") == "channels_first" else -1
+
+
+def layer_weight_shapes(case):
+    """Shapes of the layer's weights, in Keras's get_weights() order."""
+    cls, a, shp = case["layer"], case["args"], case["input_shape"]
+    if cls == "Conv2D":
+        kh, kw = _pair(a["kernel_size"])
+        c = shp[_channel_axis(case)]
+        return [(kh, kw, c, a["filters"])] + ([(a["filters"],)] if a.get("use_bias", True)
+                                             else [])
+    if cls == "Dense":
+        return [(shp[-1], a["units"])] + ([(a["units"],)] if a.get("use_bias", True) else [])
+    if cls == "BatchNormalization":
+        c = shp[a.get("axis", -1)]
+        n = int(a.get("scale", True)) + int(a.get("center", True))
+        return [(c,)] * (n + 2)
+    return []
+
+
+def layer_weight_kinds(case):
+    if case["layer"] == "BatchNormalization":
+        a = case["args"]
+        return ((["gamma"] if a.get("scale", True) else [])
+                + (["beta"] if a.get("center", True) else []) + ["moving_mean", "moving_variance"])
+    return ["kernel", "bias"][:len(layer_weight_shapes(case))]
+
+
+def layer_output_shape(case):
+    cls, a, shp = case["layer"], case["args"], list(case["input_shape"])
+    if cls in ("Conv2D", "MaxPooling2D", "AveragePooling2D", "MinPooling2D"):
+        conv = cls == "Conv2D"
+        window = _pair(a["kernel_size"] if conv else a["pool_size"])
+        strides = _pair(a.get("strides") or (1 if conv else window))
+        padding = a.get("padding", "valid")
+        cf = a.get("data_format") == "channels_first"
+        hw = shp[2:4] if cf else shp[1:3]
+        out = [_out_len(n, k, s, padding) for n, k, s in zip(hw, window, strides)]
+        ch = a["filters"] if conv else shp[1 if cf else 3]
+        return [shp[0], ch] + out if cf else [shp[0]] + out + [ch]
+    if cls == "Dense":
+        return shp[:-1] + [a["units"]]
+    if cls == "Flatten":
+        return [shp[0], math.prod(shp[1:])]
+    return shp
+
+
+# ======================================================================================
+# Case definitions
+# ======================================================================================
+def _layer_case(family, name, layer, args, input_shape, seed, training=False, inputs="uniform",
+                oracle="direct", keras_layer=None):
+    case = {"id": f"{family}-{name}", "family": family, "kind": "layer", "seed": seed,
+            "layer": layer, "args": args, "input_shape": list(input_shape),
+            "training": training, "inputs": inputs, "oracle": oracle}
+    if keras_layer:
+        case["keras_layer"] = keras_layer
+    return case
+
+
+def _fmt_tag(data_format):
+    return "cf" if data_format == "channels_first" else "cl"
+
+
+def _spatial_shape(n, h, w, c, data_format):
+    return [n, c, h, w] if data_format == "channels_first" else [n, h, w, c]
+
+
+def _conv_cases():
+    out = []
+    rng = np.random.default_rng(1001)
+    specs = []
+    for i in range(36):
+        padding = ("valid", "same")[i % 2]
+        fmt = ("channels_last", "channels_first")[(i // 2) % 2]
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        use_bias = bool(rng.random() < 0.75)
+        act = ACTIVATIONS[int(rng.integers(len(ACTIVATIONS)))]
+        c, f = int(rng.integers(1, 4)), int(rng.integers(1, 5))
+        h = int(rng.integers(kh if padding == "valid" else 1, kh + 8))
+        w = int(rng.integers(kw if padding == "valid" else 1, kw + 8))
+        specs.append((padding, (kh, kw), (sh, sw), fmt, use_bias, act, (2, h, w, c), f))
+    # Fixed cases: AlexNet's 11x11 stride-4 first layer (both paddings and formats),
+    # and the common 3x3 and 5x5 'same' convolutions.
+    specs += [("valid", (11, 11), (4, 4), "channels_last", True, "relu", (2, 27, 27, 3), 4),
+              ("same", (11, 11), (4, 4), "channels_first", True, "linear", (2, 23, 25, 3), 3),
+              ("same", (3, 3), (1, 1), "channels_last", True, "relu", (2, 8, 8, 3), 4),
+              ("same", (5, 5), (1, 1), "channels_last", True, "tanh", (2, 9, 9, 1), 3)]
+    for i, (padding, k, s, fmt, use_bias, act, (n, h, w, c), f) in enumerate(specs):
+        name = (f"{padding}-k{k[0]}x{k[1]}-s{s[0]}x{s[1]}-{_fmt_tag(fmt)}-"
+                f"{'bias' if use_bias else 'nobias'}-{act}-{i:02d}")
+        args = {"filters": f, "kernel_size": list(k), "strides": list(s), "padding": padding,
+                "data_format": fmt, "use_bias": use_bias, "activation": act}
+        out.append(_layer_case("conv2d", name, "Conv2D", args, _spatial_shape(n, h, w, c, fmt),
+                               2000 + i))
+    return out
+
+
+def _conv_full_cases():
+    out = []
+    rng = np.random.default_rng(1002)
+    for i in range(12):
+        fmt = ("channels_last", "channels_first")[i % 2]
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        if i < 4:
+            sh = sw = 1
+        else:
+            sh, sw = (int(v) for v in rng.integers(1, 4, 2))
+        use_bias = bool(rng.random() < 0.75)
+        act = ACTIVATIONS[int(rng.integers(len(ACTIVATIONS)))]
+        c, f = int(rng.integers(1, 4)), int(rng.integers(1, 5))
+        h, w = int(rng.integers(1, 9)), int(rng.integers(1, 9))
+        name = (f"k{kh}x{kw}-s{sh}x{sw}-{_fmt_tag(fmt)}-{'bias' if use_bias else 'nobias'}-"
+                f"{act}-{i:02d}")
+        args = {"filters": f, "kernel_size": [kh, kw], "strides": [sh, sw], "padding": "full",
+                "data_format": fmt, "use_bias": use_bias, "activation": act}
+        out.append(_layer_case("conv2d_full", name, "Conv2D", args,
+                               _spatial_shape(2, h, w, c, fmt), 3000 + i,
+                               oracle="zero_pad_valid"))
+    return out
+
+
+def _pool_cases():
+    out = []
+    rng = np.random.default_rng(1003)
+    families = {"max": ("max_pooling", "MaxPooling2D"), "avg": ("avg_pooling", "AveragePooling2D"),
+                "min": ("min_pooling", "MinPooling2D")}
+    specs = []
+    for i in range(48):
+        mode = ("max", "avg", "min")[i % 3]
+        padding = ("valid", "same")[(i // 3) % 2]
+        fmt = ("channels_last", "channels_first")[(i // 6) % 2]
+        ph = int(rng.integers(2, 4))
+        pw = ph if rng.random() < 0.7 else int(rng.integers(2, 4))
+        if rng.random() < 0.3:
+            strides = None
+        else:
+            sh = int(rng.integers(1, 4))
+            sw = sh if rng.random() < 0.6 else int(rng.integers(1, 4))
+            strides = [sh, sw]
+        c = int(rng.integers(1, 4))
+        h = int(rng.integers(ph if padding == "valid" else 1, ph + 8))
+        w = int(rng.integers(pw if padding == "valid" else 1, pw + 8))
+        specs.append((mode, padding, fmt, [ph, pw], strides, (2, h, w, c), "uniform"))
+    # Ties: small-integer inputs, where Keras sends each window's dy to its first
+    # maximal (minimal) cell in row-major order, and overlapping windows accumulate.
+    specs += [("max", "valid", "channels_last", [3, 3], [2, 2], (2, 9, 9, 2), "ties"),
+              ("max", "same", "channels_first", [2, 2], [1, 1], (2, 2, 7, 6), "ties"),
+              ("max", "same", "channels_last", [3, 3], [2, 2], (2, 8, 7, 2), "ties"),
+              ("min", "valid", "channels_last", [3, 3], [2, 2], (2, 9, 9, 2), "ties"),
+              ("min", "same", "channels_first", [2, 3], [1, 2], (2, 2, 7, 6), "ties"),
+              ("avg", "same", "channels_last", [3, 3], [2, 2], (2, 8, 7, 2), "ties")]
+    for i, (mode, padding, fmt, pool, strides, (n, h, w, c), style) in enumerate(specs):
+        family, cls = families[mode]
+        s_tag = "none" if strides is None else f"{strides[0]}x{strides[1]}"
+        name = (f"{padding}-p{pool[0]}x{pool[1]}-s{s_tag}-{_fmt_tag(fmt)}"
+                f"{'-ties' if style == 'ties' else ''}-{i:02d}")
+        args = {"pool_size": pool, "strides": strides, "padding": padding, "data_format": fmt}
+        out.append(_layer_case(family, name, cls, args, _spatial_shape(n, h, w, c, fmt),
+                               4000 + i, inputs=style,
+                               oracle="negated_max" if mode == "min" else "direct",
+                               keras_layer="MaxPooling2D" if mode == "min" else None))
+    return out
+
+
+def _dense_cases():
+    out = []
+    i = 0
+    for act in ACTIVATIONS:
+        for use_bias in (True, False):
+            out.append(_layer_case("dense", f"{act}-{'bias' if use_bias else 'nobias'}",
+                                   "Dense", {"units": 5, "activation": act, "use_bias": use_bias},
+                                   [4, 7], 5000 + i))
+            i += 1
+    out.append(_layer_case("dense", "relu-rank3", "Dense", {"units": 4, "activation": "relu"},
+                           [3, 2, 6], 5000 + i))
+    out.append(_layer_case("dense", "softmax-rank3", "Dense",
+                           {"units": 3, "activation": "softmax"}, [3, 2, 6], 5000 + i + 1))
+    return out
+
+
+def _activation_cases():
+    out = [_layer_case("activation", act, "Activation", {"activation": act}, [4, 7], 5100 + i)
+           for i, act in enumerate(ACTIVATIONS)]
+    out.append(_layer_case("activation", "softmax-rank4", "Activation", {"activation": "softmax"},
+                           [2, 3, 4, 5], 5110))
+    out.append(_layer_case("activation", "relu-rank4", "Activation", {"activation": "relu"},
+                           [2, 3, 4, 5], 5111))
+    return out
+
+
+def _flatten_dropout_cases():
+    return [
+        _layer_case("flatten", "cl", "Flatten", {}, [2, 3, 4, 5], 5200),
+        _layer_case("flatten", "cf", "Flatten", {"data_format": "channels_first"}, [2, 5, 3, 4],
+                    5201),
+        _layer_case("flatten", "rank3", "Flatten", {}, [2, 3, 4], 5202),
+        _layer_case("dropout", "inference-rank2", "Dropout", {"rate": 0.3}, [4, 6], 5300),
+        _layer_case("dropout", "inference-rank4", "Dropout", {"rate": 0.5}, [2, 3, 3, 2], 5301),
+    ]
+
+
+_BN_SPECS = [  # name, args, input shape
+    ("dense", {}, [8, 5]),
+    ("conv", {}, [4, 3, 3, 4]),
+    ("conv-cf-axis1", {"axis": 1}, [4, 3, 3, 3]),
+    ("dense-mom0.9-eps1e-5", {"momentum": 0.9, "epsilon": 1e-5}, [8, 6]),
+    ("dense-nocenter", {"center": False}, [8, 4]),
+    ("conv-noscale", {"scale": False}, [3, 2, 2, 5]),
+    ("dense-noscale-nocenter", {"center": False, "scale": False}, [6, 3]),
+]
+
+
+def _bn_cases():
+    out = []
+    for i, (name, args, shape) in enumerate(_BN_SPECS):
+        out.append(_layer_case("batchnorm_train", name, "BatchNormalization", args, shape,
+                               6000 + i, training=True, inputs="bn"))
+    for i, (name, args, shape) in enumerate(_BN_SPECS[:4] + _BN_SPECS[5:6]):
+        out.append(_layer_case("batchnorm_inference", name, "BatchNormalization", args, shape,
+                               6100 + i, training=False, inputs="bn"))
+    for i, (name, args, shape) in enumerate([("dense", {}, [8, 5]),
+                                             ("conv-mom0.9", {"momentum": 0.9}, [4, 3, 3, 4])]):
+        out.append({"id": f"batchnorm_moving-{name}", "family": "batchnorm_moving",
+                    "kind": "bn_moving", "seed": 6200 + i, "layer": "BatchNormalization",
+                    "args": args, "input_shape": shape, "calls": 4})
+    return out
+
+
+def _loss_cases():
+    def case(family, name, loss, shape, seed, **extra):
+        return dict({"id": f"{family}-{name}", "family": family, "kind": "loss", "seed": seed,
+                     "loss": loss, "shape": shape}, **extra)
+    return [
+        case("loss_cce", "edge-rows", "CategoricalCrossentropy", [8, 5], 7000, targets="edge"),
+        case("loss_cce", "soft-labels", "CategoricalCrossentropy", [6, 4], 7001,
+             targets="soft"),
+        case("loss_cce", "rank3", "CategoricalCrossentropy", [2, 3, 4], 7002,
+             targets="onehot"),
+        case("loss_scce", "edge-rows-labels-n", "SparseCategoricalCrossentropy", [8, 5], 7010,
+             targets="edge", label_shape="n"),
+        case("loss_scce", "edge-rows-labels-n1", "SparseCategoricalCrossentropy", [8, 5], 7011,
+             targets="edge", label_shape="n1"),
+        case("loss_mse", "rank2", "MeanSquaredError", [4, 6], 7020, targets="real"),
+        case("loss_mse", "rank4", "MeanSquaredError", [2, 3, 3, 2], 7021, targets="real"),
+        {"id": "fused_softmax_ce-categorical", "family": "fused_softmax_ce", "kind": "fused",
+         "seed": 7030, "loss": "CategoricalCrossentropy", "shape": [8, 4]},
+        {"id": "fused_softmax_ce-sparse", "family": "fused_softmax_ce", "kind": "fused",
+         "seed": 7031, "loss": "SparseCategoricalCrossentropy", "shape": [8, 4]},
+    ]
+
+
+def _optimizer_cases():
+    def case(name, opt, args, loss, layers, steps=3, batch=8, features=5, x_scale=1.0):
+        family = "optimizer_sgd" if opt == "SGD" else "optimizer_adam"
+        return {"id": f"{family}-{name}", "family": family, "kind": "optimizer",
+                "seed": 8000 + len(name) * 31 + sum(map(ord, name)), "optimizer": opt,
+                "optimizer_args": args, "loss": loss, "layers": layers, "steps": steps,
+                "batch": batch, "features": features, "x_scale": x_scale}
+    softmax3 = [{"units": 3, "activation": "softmax"}]
+    two_layer = [{"units": 4, "activation": "relu"}, {"units": 3, "activation": "softmax"}]
+    return [
+        case("plain", "SGD", {"learning_rate": 0.1}, "categorical_crossentropy", softmax3),
+        case("momentum", "SGD", {"learning_rate": 0.1, "momentum": 0.9},
+             "categorical_crossentropy", softmax3),
+        case("nesterov", "SGD", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True},
+             "categorical_crossentropy", softmax3),
+        case("defaults-sparse", "SGD", {}, "sparse_categorical_crossentropy", softmax3),
+        case("momentum-mse-linear", "SGD", {"learning_rate": 0.05, "momentum": 0.5},
+             "mean_squared_error", [{"units": 3, "activation": "linear"}]),
+        case("nesterov-2layer", "SGD", {"learning_rate": 0.1, "momentum": 0.9, "nesterov": True},
+             "categorical_crossentropy", two_layer),
+        case("defaults", "Adam", {}, "categorical_crossentropy", softmax3),
+        case("lr0.01-custom-betas", "Adam",
+             {"learning_rate": 0.01, "beta_1": 0.8, "beta_2": 0.99, "epsilon": 1e-6},
+             "sparse_categorical_crossentropy", softmax3),
+        case("mse-tanh", "Adam", {"learning_rate": 0.01}, "mean_squared_error",
+             [{"units": 2, "activation": "tanh"}]),
+        case("2layer", "Adam", {"learning_rate": 0.01}, "categorical_crossentropy", two_layer),
+        # Gradients ~1e-8..1e-7: Adam's epsilon (added to sqrt(v), not sqrt(v_hat))
+        # dominates; the textbook form would differ by ~1e-3 after 3 steps.
+        case("tiny-grads", "Adam", {}, "mean_squared_error",
+             [{"units": 3, "activation": "linear", "use_bias": False}], x_scale=1e-6),
+    ]
+
+
+MODELS = {  # name: (example file, function, batch)
+    "padding_demo": ("keras_tutorials.py", "padding_demo", 4),
+    "strides_demo": ("keras_tutorials.py", "strides_demo", 8),
+    "pooling_demo": ("keras_tutorials.py", "pooling_demo", 8),
+    "lenet_cifar": ("keras_tutorials.py", "lenet_cifar", 4),
+    "lenet5": ("lenet5.py", "lenet5", 8),
+}
+MODEL_STEPS = {  # step: (optimizer, args, loss)
+    "predict": (None, None, None),
+    "sgd": ("SGD", {"learning_rate": 0.05}, "categorical_crossentropy"),
+    "adam": ("Adam", {"learning_rate": 0.001}, "sparse_categorical_crossentropy"),
+}
+FULL_LIMIT = 70_000   # model weights with more entries are stored reduced
+SAMPLE_SIZE = 4096
+
+
+def _model_cases():
+    out = []
+    for i, (model, (_, _, batch)) in enumerate(MODELS.items()):
+        for step, (opt, args, loss) in MODEL_STEPS.items():
+            family = {"predict": "model_predict", "sgd": "model_sgd_step",
+                      "adam": "model_adam_step"}[step]
+            out.append({"id": f"{family}-{model}", "family": family, "kind": "model",
+                        "seed": 9000 + 10 * i, "model": model, "batch": batch, "step": step,
+                        "optimizer": opt, "optimizer_args": args, "loss": loss})
+    return out
+
+
+def all_cases():
+    """Every case, in a fixed order (the same on every run)."""
+    return (_conv_cases() + _conv_full_cases() + _pool_cases() + _dense_cases()
+            + _activation_cases() + _flatten_dropout_cases() + _bn_cases() + _loss_cases()
+            + _optimizer_cases() + _model_cases())
+
+
+# The live module runs every case of the cheap families and a seeded sample of the
+# random ones (it must stay under 2 minutes with real Keras on a CPU).
+LIVE_EVERY = {"conv2d": 4, "conv2d_full": 3, "max_pooling": 3, "avg_pooling": 3,
+              "min_pooling": 3}
+LIVE_MODELS = ("strides_demo", "lenet5")
+
+
+def live_cases():
+    out, seen = [], {}
+    for case in all_cases():
+        fam = case["family"]
+        k = seen[fam] = seen.get(fam, -1) + 1
+        if case["kind"] == "model":
+            if case["model"] in LIVE_MODELS:
+                out.append(case)
+        elif case.get("inputs") == "ties" or k % LIVE_EVERY.get(fam, 1) == 0:
+            out.append(case)
+    return out
+
+
+# ======================================================================================
+# Inputs
+# ======================================================================================
+def _u(rng, shape, low=-1.0, high=1.0):
+    return rng.uniform(low, high, size=shape).astype(F32)
+
+
+def _layer_weights(case, rng):
+    weights = []
+    for kind, shape in zip(layer_weight_kinds(case), layer_weight_shapes(case)):
+        if kind == "kernel":
+            fan_in = math.prod(shape[:-1])
+            weights.append(_u(rng, shape) * F32(math.sqrt(3.0 / fan_in)))
+        elif kind == "bias" or kind == "beta" or kind == "moving_mean":
+            weights.append(_u(rng, shape, -0.5, 0.5))
+        elif kind == "gamma":
+            weights.append(_u(rng, shape, 0.5, 1.5))
+        elif kind == "moving_variance":
+            weights.append(_u(rng, shape, 0.5, 2.0))
+    return weights
+
+
+def _bn_input(rng, shape, axis):
+    """Per-channel offset and scale, so normalization has something to undo."""
+    c = shape[axis]
+    bshape = [1] * len(shape)
+    bshape[axis] = c
+    scale = rng.uniform(0.5, 3.0, size=c).reshape(bshape)
+    shift = rng.uniform(-2.0, 2.0, size=c).reshape(bshape)
+    return (rng.uniform(-1, 1, size=shape) * scale + shift).astype(F32)
+
+
+def _edge_probabilities(rng, n, k):
+    """Rows of probabilities that exercise Keras's renormalize-then-clip rule; the true
+    class of row r is labels[r]."""
+    labels = rng.integers(0, k, size=n)
+    p = np.zeros((n, k))
+    for r in range(n):
+        t = labels[r]
+        rest = rng.uniform(0.2, 1.0, size=k)
+        rest[t] = 0
+        rest /= rest.sum()
+        true_p = {0: None, 1: None, 2: 0.0, 3: 1e-9, 4: 1 - 1e-9, 5: 1e-5, 6: 1 - 1e-5,
+                  7: None}.get(r % 8)
+        if true_p is None:
+            row = rng.uniform(0.05, 1.0, size=k)
+            row /= row.sum()
+            if r % 8 == 7:
+                row *= 1.7            # does not sum to 1: Keras renormalizes
+        else:
+            row = rest * (1 - true_p)
+            row[t] = true_p
+        p[r] = row
+    return p.astype(F32), labels.astype(np.int32)
+
+
+def model_initial_weights(shapes, seed):
+    """Glorot-uniform kernels and small nonzero biases, from numpy, in get_weights order."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for shape in shapes:
+        shape = tuple(shape)
+        if len(shape) == 1:
+            out.append(_u(rng, shape, -0.05, 0.05))
+        else:
+            receptive = math.prod(shape[:-2])
+            fan_in, fan_out = receptive * shape[-2], receptive * shape[-1]
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            out.append(_u(rng, shape, -limit, limit))
+    return out
+
+
+def weights_checksum(weights):
+    return [[float(w.sum(dtype=np.float64)), float(np.square(w, dtype=np.float64).sum()),
+             float(w.flat[0])] for w in weights]
+
+
+def _model_input_shape(model):
+    return (32, 32, 3) if model == "lenet_cifar" else (28, 28, 1)
+
+
+def make_inputs(case):
+    """The case's input arrays, from its seed."""
+    rng = np.random.default_rng(case["seed"])
+    kind = case["kind"]
+    if kind == "layer":
+        shape = case["input_shape"]
+        if case["inputs"] == "ties":
+            x = rng.integers(0, 3, size=shape).astype(F32)
+        elif case["inputs"] == "bn":
+            x = _bn_input(rng, shape, case["args"].get("axis", -1))
+        else:
+            x = _u(rng, shape)
+        data = {"x": x}
+        for i, w in enumerate(_layer_weights(case, rng)):
+            data[f"w{i}"] = w
+        data["dy"] = _u(rng, layer_output_shape(case))
+        return data
+    if kind == "bn_moving":
+        shape, t = case["input_shape"], case["calls"]
+        axis = case["args"].get("axis", -1)
+        data = {"xs": np.stack([_bn_input(rng, shape, axis) for _ in range(t)]),
+                "x_eval": _bn_input(rng, shape, axis)}
+        for i, w in enumerate(_layer_weights(dict(case, kind="layer"), rng)):
+            data[f"w{i}"] = w
+        return data
+    if kind == "loss":
+        shape, targets = case["shape"], case["targets"]
+        n, k = math.prod(shape[:-1]), shape[-1]
+        if targets == "real":
+            return {"y_true": _u(rng, shape), "y_pred": _u(rng, shape)}
+        if targets == "edge":
+            p, labels = _edge_probabilities(rng, n, k)
+        else:
+            logits = rng.normal(0, 1.5, size=(n, k))
+            p = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(F32)
+            labels = rng.integers(0, k, size=n).astype(np.int32)
+        if case["loss"] == "SparseCategoricalCrossentropy":
+            y = labels if case["label_shape"] == "n" else labels[:, None]
+        elif targets == "soft":
+            y = rng.uniform(0, 1, size=(n, k))
+            y = (y / y.sum(-1, keepdims=True)).astype(F32)
+        else:
+            y = np.eye(k, dtype=F32)[labels]
+        return {"y_true": y.reshape(shape) if y.dtype == F32 else y,
+                "y_pred": p.reshape(shape)}
+    if kind == "fused":
+        n, k = case["shape"]
+        labels = rng.integers(0, k, size=n)
+        z = rng.normal(0, 2.0, size=(n, k))
+        clipped = np.zeros(n, dtype=F32)
+        # rows 4, 5: clipping active (true-class p ~7e-10, and 1.0 in float32);
+        # rows 6, 7: close to the clip bounds but inside (p ~4e-5 and ~1 - 2e-5).
+        for r, (true_logit, is_clipped) in {4: (-20.0, 1), 5: (25.0, 1), 6: (-9.0, 0),
+                                             7: (12.0, 0)}.items():
+            z[r] = 0.0
+            z[r, labels[r]] = true_logit
+            clipped[r] = is_clipped
+        y = labels.astype(np.int32) if case["loss"].startswith("Sparse") else \
+            np.eye(k, dtype=F32)[labels]
+        return {"logits": z.astype(F32), "y_true": y, "clipped_rows": clipped}
+    if kind == "optimizer":
+        f, t, b = case["features"], case["steps"], case["batch"]
+        data = {"xs": (_u(rng, (t, b, f)) * F32(case["x_scale"])).astype(F32)}
+        fan = f
+        for j, spec in enumerate(case["layers"]):
+            u = spec["units"]
+            data[f"w{j}_kernel"] = _u(rng, (fan, u)) * F32(math.sqrt(3.0 / fan))
+            if spec.get("use_bias", True):
+                data[f"w{j}_bias"] = _u(rng, (u,), -0.2, 0.2)
+            fan = u
+        units = case["layers"][-1]["units"]
+        labels = rng.integers(0, units, size=(t, b)).astype(np.int32)
+        if case["loss"] == "sparse_categorical_crossentropy":
+            data["ys"] = labels
+        elif case["loss"] == "categorical_crossentropy":
+            data["ys"] = np.eye(units, dtype=F32)[labels]
+        else:
+            data["ys"] = _u(rng, (t, b, units))
+        return data
+    if kind == "model":
+        x = rng.uniform(0, 1, size=(case["batch"],) + _model_input_shape(case["model"]))
+        labels = rng.integers(0, 10, size=case["batch"]).astype(np.int32)
+        return {"x": x.astype(F32), "labels": labels}
+    raise ValueError(kind)
+
+
+def optimizer_initial_weights(case, data):
+    keys = [f"w{j}_{part}" for j in range(len(case["layers"])) for part in ("kernel", "bias")]
+    return [data[k] for k in keys if k in data]
+
+
+def model_targets(case, labels):
+    if case["loss"] == "categorical_crossentropy":
+        return np.eye(10, dtype=F32)[labels]
+    return labels
+
+
+def reduced_index(size):
+    return np.unique(np.linspace(0, size - 1, SAMPLE_SIZE).round().astype(np.int64))
+
+
+def model_weight_results(w_init, w_after):
+    """What a model fixture keeps of the weights after a step: small arrays whole, big
+    ones as a fixed sample of entries plus the row and column sums of the update."""
+    out = {}
+    for i, (w0, w1) in enumerate(zip(w_init, w_after)):
+        w1 = np.asarray(w1, dtype=F32)
+        if w1.size <= FULL_LIMIT:
+            out[f"w_after{i}"] = w1
+        else:
+            out[f"w_after{i}_sample"] = w1.ravel()[reduced_index(w1.size)]
+            update = w1.astype(np.float64) - np.asarray(w0, dtype=np.float64)
+            out[f"update{i}_rowsum"] = update.sum(axis=1).astype(F32)
+            out[f"update{i}_colsum"] = update.sum(axis=0).astype(F32)
+    return out
+
+
+# ======================================================================================
+# Keras (imported only here)
+# ======================================================================================
+def import_keras():
+    """keras with the JAX backend on the CPU (environment set before the first import)."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import keras
+    if keras.backend.backend() != "jax":
+        raise RuntimeError(f"the Keras cross-checks need the JAX backend; keras was imported "
+                           f"with {keras.backend.backend()!r} (set KERAS_BACKEND=jax)")
+    keras.config.set_floatx("float32")
+    return keras
+
+
+def keras_versions():
+    import platform
+    import jax
+    import jaxlib
+    keras = import_keras()
+    return {"keras": keras.__version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+            "numpy": np.__version__, "python": platform.python_version(),
+            "keras_backend": keras.backend.backend(), "device": "cpu", "floatx": "float32"}
+
+
+def _tupled(args):
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+
+
+def _keras_layer(keras, case, x):
+    args = _tupled(case["args"])
+    if case["oracle"] == "zero_pad_valid":
+        args["padding"] = "valid"
+    layer = getattr(keras.layers, case.get("keras_layer", case["layer"]))(**args)
+    layer(np.zeros(x.shape, F32))  # build
+    return layer
+
+
+def _keras_call_kwargs(layer, training):
+    import inspect
+    return {"training": training} if "training" in inspect.signature(layer.call).parameters \
+        else {}
+
+
+def _keras_layer_grads(layer, x, dy, training):
+    """y, dL/dx, [dL/dw for trainable weights], new non-trainable values, for
+    L = sum(y * dy)."""
+    import jax
+    import jax.numpy as jnp
+    tv = [v.value for v in layer.trainable_variables]
+    ntv = [v.value for v in layer.non_trainable_variables]
+    kwargs = _keras_call_kwargs(layer, training)
+    dy = jnp.asarray(dy)
+
+    def objective(tv, x):
+        y, new_ntv = layer.stateless_call(tv, ntv, x, **kwargs)
+        return jnp.sum(y * dy), (y, new_ntv)
+
+    (_, (y, new_ntv)), (dtv, dx) = jax.value_and_grad(objective, argnums=(0, 1),
+                                                      has_aux=True)(tv, jnp.asarray(x))
+    names = [v.path for v in layer.non_trainable_variables]
+    return (np.asarray(y), np.asarray(dx), [np.asarray(g) for g in dtv],
+            {n.rsplit("/", 1)[-1]: np.asarray(v) for n, v in zip(names, new_ntv)})
+
+
+def _check_keras_weight_order(layer, case):
+    names = [v.path.rsplit("/", 1)[-1] for v in layer.weights]
+    assert names == layer_weight_kinds(case), (names, layer_weight_kinds(case))
+    trainable = [v.path.rsplit("/", 1)[-1] for v in layer.trainable_variables]
+    assert trainable == [n for n in names if n not in ("moving_mean", "moving_variance")]
+
+
+def _keras_layer_expected(keras, case, inputs):
+    x, dy = inputs["x"], inputs["dy"]
+    weights = [inputs[f"w{i}"] for i in range(len(layer_weight_shapes(case)))]
+    if case["oracle"] == "zero_pad_valid":
+        kh, kw = _pair(case["args"]["kernel_size"])
+        spatial = (2, 3) if case["args"].get("data_format") == "channels_first" else (1, 2)
+        pad = [(0, 0)] * 4
+        pad[spatial[0]], pad[spatial[1]] = (kh - 1, kh - 1), (kw - 1, kw - 1)
+        xk = np.pad(x, pad)
+    elif case["oracle"] == "negated_max":
+        xk = -x
+    else:
+        xk = x
+    layer = _keras_layer(keras, case, xk)
+    _check_keras_weight_order(layer, case)
+    layer.set_weights(weights)
+    y, dx, grads, new_ntv = _keras_layer_grads(layer, xk, dy, case["training"])
+    if case["oracle"] == "zero_pad_valid":
+        index = [slice(None)] * 4
+        index[spatial[0]] = slice(kh - 1, kh - 1 + x.shape[spatial[0]])
+        index[spatial[1]] = slice(kw - 1, kw - 1 + x.shape[spatial[1]])
+        dx = dx[tuple(index)]
+    elif case["oracle"] == "negated_max":
+        y = -y   # min(x) = -max(-x); d/dx of sum(dy * -max(-x)) = max'(-x)^T dy
+    out = {"y": y, "dx": dx}
+    for i, g in enumerate(grads):
+        out[f"g{i}"] = g
+    if case["layer"] == "BatchNormalization" and case["training"]:
+        out["moving_mean"] = new_ntv["moving_mean"]
+        out["moving_variance"] = new_ntv["moving_variance"]
+    return out
+
+
+def _keras_bn_moving(keras, case, inputs):
+    xs = inputs["xs"]
+    layer = _keras_layer(keras, dict(case, oracle="direct"), xs[0])
+    layer.set_weights([inputs[f"w{i}"] for i in range(len(layer_weight_shapes(case)))])
+    tv = [v.value for v in layer.trainable_variables]
+    ntv = [v.value for v in layer.non_trainable_variables]
+    ys, means, variances = [], [], []
+    for x in xs:
+        y, ntv = layer.stateless_call(tv, ntv, x, training=True)
+        ys.append(np.asarray(y))
+        means.append(np.asarray(ntv[0]))
+        variances.append(np.asarray(ntv[1]))
+    y_eval, _ = layer.stateless_call(tv, ntv, inputs["x_eval"], training=False)
+    return {"ys": np.stack(ys), "moving_means": np.stack(means),
+            "moving_variances": np.stack(variances), "y_eval": np.asarray(y_eval)}
+
+
+def _keras_loss(keras, case, inputs):
+    import jax
+    loss = getattr(keras.losses, case["loss"])()
+    y = inputs["y_true"]
+    value, grad = jax.value_and_grad(lambda p: loss(y, p))(inputs["y_pred"])
+    return {"loss": np.asarray(value, F32), "grad": np.asarray(grad)}
+
+
+def _keras_fused(keras, case, inputs):
+    import jax
+    loss = getattr(keras.losses, case["loss"])()
+    y = inputs["y_true"]
+
+    def objective(z):
+        p = keras.activations.softmax(z)
+        return loss(y, p), p
+
+    (value, p), dz = jax.value_and_grad(objective, has_aux=True)(inputs["logits"])
+    return {"loss": np.asarray(value, F32), "probabilities": np.asarray(p),
+            "dlogits": np.asarray(dz)}
+
+
+def _keras_optimizer(keras, case, inputs):
+    layers = [keras.Input((case["features"],))] + [
+        keras.layers.Dense(s["units"], activation=s["activation"],
+                           use_bias=s.get("use_bias", True)) for s in case["layers"]]
+    model = keras.Sequential(layers)
+    model.set_weights(optimizer_initial_weights(case, inputs))
+    model.compile(optimizer=getattr(keras.optimizers, case["optimizer"])(
+        **case["optimizer_args"]), loss=case["loss"])
+    out, losses = {}, []
+    for t in range(case["steps"]):
+        losses.append(float(np.asarray(model.train_on_batch(inputs["xs"][t], inputs["ys"][t]))))
+        for i, w in enumerate(model.get_weights()):
+            out[f"step{t}_w{i}"] = np.asarray(w, F32)
+    out["loss"] = np.asarray(losses, F32)
+    return out
+
+
+def keras_model(keras, name):
+    """The notebooks' models, written with Keras (the architecture minicnn's examples
+    port)."""
+    L = keras.layers
+    if name == "padding_demo":
+        body = [L.Conv2D(32, (3, 3), activation="relu"), L.Conv2D(32, (3, 3), activation="relu"),
+                L.Conv2D(32, (3, 3), activation="relu"), L.Flatten(),
+                L.Dense(128, activation="relu"), L.Dense(10, activation="softmax")]
+    elif name == "strides_demo":
+        body = [L.Conv2D(32, (3, 3), strides=2, padding="same", activation="relu"),
+                L.Conv2D(32, (3, 3), strides=2, padding="same", activation="relu"),
+                L.Conv2D(32, (3, 3), strides=2, padding="same", activation="relu"),
+                L.Flatten(), L.Dense(128, activation="relu"), L.Dense(10, activation="softmax")]
+    elif name == "pooling_demo":
+        body = [L.Conv2D(32, (3, 3), activation="relu"), L.MaxPooling2D((2, 2)),
+                L.Conv2D(32, (3, 3), activation="relu"), L.MaxPooling2D((2, 2)), L.Flatten(),
+                L.Dense(128, activation="relu"), L.Dense(10, activation="softmax")]
+    elif name == "lenet_cifar":
+        body = [L.Conv2D(6, (5, 5), activation="tanh"), L.AveragePooling2D((2, 2)),
+                L.Conv2D(16, (5, 5), activation="tanh"), L.AveragePooling2D((2, 2)),
+                L.Flatten(), L.Dense(120, activation="tanh"), L.Dense(84, activation="tanh"),
+                L.Dense(10, activation="softmax")]
+    elif name == "lenet5":
+        body = [L.Conv2D(6, 5, padding="same", activation="tanh"), L.AveragePooling2D(2),
+                L.Conv2D(16, 5, activation="tanh"), L.AveragePooling2D(2), L.Flatten(),
+                L.Dense(120, activation="tanh"), L.Dense(84, activation="tanh"),
+                L.Dense(10, activation="softmax")]
+    else:
+        raise ValueError(name)
+    return keras.Sequential([keras.Input(_model_input_shape(name))] + body)
+
+
+def _keras_model_run(keras, case, inputs):
+    model = keras_model(keras, case["model"])
+    shapes = [tuple(w.shape) for w in model.get_weights()]
+    w_init = model_initial_weights(shapes, case["seed"])
+    model.set_weights(w_init)
+    out = {}
+    if case["step"] == "predict":
+        out["y"] = np.asarray(model.predict(inputs["x"], verbose=0), F32)
+    else:
+        model.compile(optimizer=getattr(keras.optimizers, case["optimizer"])(
+            **case["optimizer_args"]), loss=case["loss"])
+        loss = model.train_on_batch(inputs["x"], model_targets(case, inputs["labels"]))
+        out["loss"] = np.asarray(float(np.asarray(loss)), F32)
+        out.update(model_weight_results(w_init, model.get_weights()))
+    meta = {"weight_shapes": [list(s) for s in shapes], "init_checksum": weights_checksum(w_init),
+            "params": int(model.count_params())}
+    return out, meta
+
+
+def keras_expected(case, inputs):
+    """Keras's results for the case: ``(arrays, meta)``; meta is JSON-serializable."""
+    keras = import_keras()
+    keras.utils.set_random_seed(0)
+    kind = case["kind"]
+    if kind == "model":
+        return _keras_model_run(keras, case, inputs)
+    runner = {"layer": _keras_layer_expected, "bn_moving": _keras_bn_moving,
+              "loss": _keras_loss, "fused": _keras_fused, "optimizer": _keras_optimizer}[kind]
+    return runner(keras, case, inputs), {}
+
+
+# ======================================================================================
+# minicnn, and the comparisons
+# ======================================================================================
+def _host(a):
+    from minicnn.backend import to_host
+    return np.asarray(to_host(a))
+
+
+def _mc_layer(case):
+    from minicnn import layers
+    return getattr(layers, case["layer"])(**_tupled(case["args"]))
+
+
+def _check_layer(case, data, chk):
+    tol = TOLERANCES[case["family"]]["*"]
+    layer = _mc_layer(case)
+    layer.build(tuple(data["x"].shape[1:]))
+    n_weights = len(layer_weight_shapes(case))
+    layer.set_weights([data[f"w{i}"] for i in range(n_weights)])
+    y = _host(layer.forward(data["x"], training=case["training"]))
+    chk.close("y", y, data["y"], *tol)
+    dx = _host(layer.backward(data["dy"]))
+    chk.close("dx", dx, data["dx"], *tol)
+    grads = [_host(g) for g in layer.get_gradients()]
+    n_grads = len([k for k in data if k.startswith("g") and k[1:].isdigit()])
+    assert len(grads) == n_grads, f"{len(grads)} gradients, Keras has {n_grads}"
+    kinds = [k for k in layer_weight_kinds(case) if not k.startswith("moving")]
+    for i, g in enumerate(grads):
+        chk.close(f"d{kinds[i]}", g, data[f"g{i}"], *tol)
+    if "moving_mean" in data:
+        after = [_host(w) for w in layer.get_weights()]
+        chk.close("moving_mean", after[-2], data["moving_mean"], *tol)
+        chk.close("moving_variance", after[-1], data["moving_variance"], *tol)
+
+
+def _check_bn_moving(case, data, chk):
+    tol = TOLERANCES[case["family"]]["*"]
+    layer = _mc_layer(case)
+    layer.build(tuple(data["xs"].shape[2:]))
+    n_weights = len([k for k in data if k.startswith("w") and k[1:].isdigit()])
+    layer.set_weights([data[f"w{i}"] for i in range(n_weights)])
+    for t, x in enumerate(data["xs"]):
+        chk.close(f"y[{t}]", _host(layer.forward(x, training=True)), data["ys"][t], *tol)
+        weights = [_host(w) for w in layer.get_weights()]
+        chk.close(f"moving_mean[{t}]", weights[-2], data["moving_means"][t], *tol)
+        chk.close(f"moving_variance[{t}]", weights[-1], data["moving_variances"][t], *tol)
+    chk.close("y_eval", _host(layer.forward(data["x_eval"], training=False)), data["y_eval"],
+              *tol)
+
+
+def _check_loss(case, data, chk):
+    from minicnn import losses
+    tol = TOLERANCES[case["family"]]["*"]
+    loss = getattr(losses, case["loss"])()
+    value = loss(data["y_true"], data["y_pred"])
+    chk.close("loss", np.float32(value), data["loss"], *tol)
+    grad = _host(loss.gradient(data["y_true"], data["y_pred"]))
+    chk.close("dL/dy_pred", grad, data["grad"], *tol)
+
+
+def _check_fused(case, data, chk):
+    """minicnn's fused softmax + cross-entropy gradient (p - y)/N against Keras's
+    autodiff through softmax and the clipped cross-entropy.
+
+    Documented deliberate difference (minicnn/ops/losses.py): on rows where Keras's
+    clipping is active Keras's gradient is exactly 0 while minicnn's fused gradient is
+    (p - y)/N; on every other row they are equal. The unfused minicnn path
+    (CategoricalCrossentropy().gradient, then the softmax backward) reproduces Keras on
+    every row, zero rows included."""
+    from minicnn import losses
+    from minicnn.layers import Activation
+    from minicnn.ops import losses as loss_ops
+    tol = TOLERANCES[case["family"]]["*"]
+    z, y = data["logits"], data["y_true"]
+    k = z.shape[-1]
+    y_dense = np.eye(k, dtype=F32)[y] if y.dtype.kind in "iu" else y
+    clipped = data["clipped_rows"].astype(bool)
+    n = len(z)
+    kz = data["dlogits"]
+    # The fixture itself: Keras's rows are exactly 0 where clipping is active, nonzero
+    # elsewhere (guards the case construction).
+    chk.equal("keras dz on clipped rows", kz[clipped], np.zeros_like(kz[clipped]))
+    assert np.all(np.abs(kz[~clipped]).max(axis=1) > 0)
+
+    value, cache = loss_ops.softmax_cross_entropy_forward(z, y_dense)
+    chk.close("fused loss", np.float32(_host(value)), data["loss"], *tol)
+    dz = _host(loss_ops.softmax_cross_entropy_backward(cache))
+    chk.close("fused dz, unclipped rows", dz[~clipped], kz[~clipped], *tol)
+    chk.close("fused dz, clipped rows = (p - y)/N", dz[clipped],
+              (data["probabilities"][clipped] - y_dense[clipped]) / F32(n), *tol)
+    assert np.all(np.abs(dz[clipped]).max(axis=1) > 1e-3), "expected (p - y)/N != 0 there"
+
+    # Unfused: the loss object's gradient w.r.t. p, then the softmax layer's backward.
+    softmax = Activation("softmax")
+    p = _host(softmax.forward(z, training=True))
+    chk.close("softmax p", p, data["probabilities"], *tol)
+    loss = getattr(losses, case["loss"])()
+    chk.close("unfused loss", np.float32(loss(y, p)), data["loss"], *tol)
+    dz_unfused = _host(softmax.backward(loss.gradient(y, p)))
+    chk.close("unfused dz", dz_unfused, kz, *tol)
+    chk.equal("unfused dz on clipped rows", dz_unfused[clipped],
+              np.zeros_like(dz_unfused[clipped]))
+
+
+def _mc_optimizer(case):
+    from minicnn import optimizers
+    return getattr(optimizers, case["optimizer"])(**case["optimizer_args"])
+
+
+def _check_optimizer(case, data, chk):
+    from minicnn.layers import Dense
+    from minicnn.models import Sequential
+    fam = case["family"]
+    layers = [Dense(s["units"], activation=s["activation"], use_bias=s.get("use_bias", True))
+              for s in case["layers"]]
+    model = Sequential(layers)
+    model.build((None, case["features"]))
+    model.set_weights(optimizer_initial_weights(case, data))
+    model.compile(optimizer=_mc_optimizer(case), loss=case["loss"])
+    losses = []
+    for t in range(case["steps"]):
+        losses.append(model.train_on_batch(data["xs"][t], data["ys"][t]))
+        for i, w in enumerate(model.get_weights()):
+            chk.close(f"step {t + 1} weight {i}", w, data[f"step{t}_w{i}"],
+                      *tolerance(fam, "weights"))
+    chk.close("losses", np.asarray(losses, F32), data["loss"], *tolerance(fam, "loss"))
+
+
+def load_example_model(name):
+    file, function, _ = MODELS[name]
+    path = REPO_ROOT / "examples" / file
+    spec = importlib.util.spec_from_file_location(f"_minicnn_example_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function)()
+
+
+def _check_model(case, data, chk, meta):
+    fam = case["family"]
+    model = load_example_model(case["model"])
+    shapes = [list(w.shape) for w in model.get_weights()]
+    assert shapes == meta["weight_shapes"], "minicnn's model has other weight shapes than Keras's"
+    assert model.count_params() == meta["params"]
+    w_init = model_initial_weights(shapes, case["seed"])
+    np.testing.assert_allclose(weights_checksum(w_init), meta["init_checksum"], rtol=1e-12,
+                               err_msg="numpy no longer regenerates the initial weights the "
+                                       "fixture was made with; regenerate the fixtures")
+    model.set_weights(w_init)
+    if case["step"] == "predict":
+        chk.close("predict", model.predict(data["x"]), data["y"], *tolerance(fam, "y"))
+        return
+    model.compile(optimizer=_mc_optimizer(case), loss=case["loss"])
+    loss = model.train_on_batch(data["x"], model_targets(case, data["labels"]))
+    chk.close("loss", np.float32(loss), data["loss"], *tolerance(fam, "loss"))
+    rtol, atol = tolerance(fam, "weights")
+    got = model_weight_results(w_init, model.get_weights())
+    for key in sorted(got):
+        if "sum" in key:
+            # a sum of n per-entry errors each within atol, independent in sign
+            n = w_init[int(key[6:].split("_")[0])].shape[1 if "rowsum" in key else 0]
+            chk.close(key, got[key], data[key], rtol, REDUCED_SUM_FACTOR * math.sqrt(n) * atol)
+        else:
+            chk.close(key, got[key], data[key], rtol, atol)
+
+
+def check_case(case, data, checker, meta=None):
+    """Run minicnn on ``data`` and compare with Keras's results in ``data``."""
+    kind = case["kind"]
+    if kind == "model":
+        return _check_model(case, data, checker, meta)
+    {"layer": _check_layer, "bn_moving": _check_bn_moving, "loss": _check_loss,
+     "fused": _check_fused, "optimizer": _check_optimizer}[kind](case, data, checker)
+
+
+# ======================================================================================
+# Fixture files: deterministic .npz (zip entries with a fixed date, sorted names)
+# ======================================================================================
+def fixture_path(case):
+    return DATA_DIR / f"{case['id']}.npz"
+
+
+def _canonical(obj):
+    return json.loads(json.dumps(obj, sort_keys=True))
+
+
+def write_npz(path, arrays):
+    """Like np.savez_compressed, but byte-identical for identical arrays: entries in
+    sorted order, a fixed timestamp and fixed attributes, no pickled objects."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for key in sorted(arrays):
+            payload = io.BytesIO()
+            np.lib.format.write_array(payload, np.ascontiguousarray(arrays[key]),
+                                      allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, payload.getvalue(), compresslevel=9)
+    Path(path).write_bytes(buf.getvalue())
+
+
+def _check_dtypes(case, arrays):
+    for key, a in arrays.items():
+        assert a.dtype in (np.float32, np.int32, np.int64) or a.dtype.kind == "U", \
+            f"{case['id']}: {key} has dtype {a.dtype}"
+
+
+def save_fixture(case, inputs, expected, meta):
+    arrays = dict(inputs)
+    arrays.update(expected)
+    arrays = {k: (np.asarray(v, F32) if np.asarray(v).dtype.kind == "f" else np.asarray(v))
+              for k, v in arrays.items()}
+    for k, v in arrays.items():
+        if v.dtype == np.int64:
+            arrays[k] = v.astype(np.int32)
+    _check_dtypes(case, arrays)
+    arrays["meta"] = np.array(json.dumps({"case": case, **meta}, sort_keys=True))
+    write_npz(fixture_path(case), arrays)
+
+
+def load_fixture(path):
+    """``(case, data, meta)`` from a fixture file (no pickle needed)."""
+    with np.load(path, allow_pickle=False) as npz:
+        data = {k: npz[k] for k in npz.files}
+    meta = json.loads(str(data.pop("meta")))
+    return meta.pop("case"), data, meta
+
+
+def stored_versions():
+    return json.loads(VERSIONS_FILE.read_text()) if VERSIONS_FILE.exists() else {}
+
+
+def summary_header():
+    v = stored_versions()
+    return (f"minicnn vs Keras {v.get('keras', '?')} (JAX {v.get('jax', '?')}, CPU), float32; "
+            f"'reference' = stored fixtures (tests/reference/data), 'live' = Keras run now.\n"
+            f"max rel err = max |minicnn - keras| / |keras| over entries with |keras| > atol")
