@@ -150,15 +150,17 @@ class Sequential:
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, grad, from_logits=False):
+    def backward(self, grad, from_logits=False, input_gradient=True):
         """Walk the layers backwards from ``grad = dL/doutput``; returns dL/dinput.
-        ``from_logits=True``: ``grad`` is dL/d(softmax input) of the last layer."""
+        ``from_logits=True``: ``grad`` is dL/d(softmax input) of the last layer.
+        ``input_gradient=False``: training needs no dL/dinput, so the first layer may
+        skip it (and None is returned)."""
         layers = self.layers
         if from_logits:
             grad = layers[-1].backward_from_logits(grad)
             layers = layers[:-1]
-        for layer in reversed(layers):
-            grad = layer.backward(grad)
+        for i, layer in reversed(list(enumerate(layers))):
+            grad = layer.backward(grad, input_gradient=input_gradient or i > 0)
         return grad
 
     # -- compile and train ------------------------------------------------------------------
@@ -201,9 +203,9 @@ class Sequential:
         if self._fused_softmax_loss():
             # dL/d(softmax input) = (p - y) / N: no division by p, exact for any logits.
             target = self.loss.dense_targets(y_dev, out)
-            self.backward((out - target) / len(out), from_logits=True)
+            self.backward((out - target) / len(out), from_logits=True, input_gradient=False)
         else:
-            self.backward(self.loss.gradient(y_dev, out))
+            self.backward(self.loss.gradient(y_dev, out), input_gradient=False)
         grads = [g for layer in self.layers if layer.trainable_weights
                  for g in layer._grads]
         self.optimizer.apply(grads, self.trainable_weights)

@@ -52,6 +52,7 @@ class Layer:
         self._grads = None
         self._cache = None
         self._out_shape = None
+        self._input_gradient = True
 
     # -- messages ----------------------------------------------------------------
     def _who(self):
@@ -235,9 +236,11 @@ class Layer:
         negative indices count from the end."""
         return ()
 
-    def backward(self, dy):
+    def backward(self, dy, input_gradient=True):
         """Gradient of ``sum(y * dy)`` for the last forward: returns dL/dx and keeps
-        dL/dw for ``get_gradients()``."""
+        dL/dw for ``get_gradients()``. ``input_gradient=False`` lets a layer skip dL/dx
+        where that saves work (the first layer of a model needs none); it may then
+        return None."""
         if self._out_shape is None:
             raise self._error(RuntimeError, "backward() called before forward()")
         dy = self._as_array(dy, "dy")
@@ -245,6 +248,7 @@ class Layer:
             raise self._error(ValueError, f"backward expected dy of shape {self._out_shape} "
                                           f"(the last output), received {tuple(dy.shape)}")
         self._check_data(dy, "dy")
+        self._input_gradient = bool(input_gradient)
         return self._backward(to_device(dy, dtype=self.dtype))
 
     def backward_from_logits(self, dz):
@@ -256,6 +260,7 @@ class Layer:
         if self._out_shape is None or tuple(dz.shape) != self._out_shape:
             raise self._error(ValueError, f"backward_from_logits expected dz of shape "
                                           f"{self._out_shape}, received {tuple(dz.shape)}")
+        self._input_gradient = True
         return self._backward_linear(to_device(dz, dtype=self.dtype))
 
     def _backward_linear(self, dz):

@@ -92,7 +92,7 @@ class Conv2D(Layer):
         return self._backward_linear(activation_backward(dy, self._cache[1]))
 
     def _backward_linear(self, dz):
-        dx, dw, db = conv2d_backward(dz, self._cache[0])
+        dx, dw, db = conv2d_backward(dz, self._cache[0], need_dx=self._input_gradient)
         self._set_gradients([dw, db] if self.use_bias else [dw])
         return dx
 

@@ -76,8 +76,9 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
     return from_channels_last(y, data_format), cache
 
 
-def conv2d_backward(dy, cache):
-    """Gradients of ``sum(y * dy)``: returns ``(dx, dw, db)`` (db is None without bias)."""
+def conv2d_backward(dy, cache, need_dx=True):
+    """Gradients of ``sum(y * dy)``: returns ``(dx, dw, db)`` (db is None without bias;
+    dx is None with ``need_dx=False``, which skips the dX product and col2im)."""
     x, kept, w, has_bias, strides, pads, (oh, ow), data_format, chunk = cache
     xp = get_array_module(x)
     dy = to_channels_last(dy, data_format)
@@ -86,17 +87,19 @@ def conv2d_backward(dy, cache):
     w2 = w.reshape(kh * kw * c, f)
 
     dw = xp.zeros((kh * kw * c, f), dtype=w.dtype)
-    dx = xp.empty(x.shape, dtype=x.dtype)
+    dx = xp.empty(x.shape, dtype=x.dtype) if need_dx else None
     for start in range(0, n, chunk):
         part = slice(start, start + chunk)
         dy2 = dy[part].reshape(-1, f)
         col = kept if kept is not None else \
             im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
         dw += col.T @ dy2
-        dcol = (dy2 @ w2.T).reshape(-1, oh, ow, kh, kw, c)
-        dx[part] = col2im(dcol, x[part].shape, (kh, kw), strides, pads)
+        if need_dx:
+            dcol = (dy2 @ w2.T).reshape(-1, oh, ow, kh, kw, c)
+            dx[part] = col2im(dcol, x[part].shape, (kh, kw), strides, pads)
     db = dy.reshape(-1, f).sum(axis=0) if has_bias else None
-    return from_channels_last(dx, data_format), dw.reshape(w.shape), db
+    dx = from_channels_last(dx, data_format) if need_dx else None
+    return dx, dw.reshape(w.shape), db
 
 
 def conv2d_output_shape(in_hw, kernel_size, strides, padding):
