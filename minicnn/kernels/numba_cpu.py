@@ -16,8 +16,16 @@ parity tests check it); what changes is how:
 All kernels are module-level ``@njit(cache=True)`` functions on plain arrays and
 ints; they compile once per dtype (float32, float64) and are cached on disk.
 """
+import numba
 import numpy as np
 from numba import njit, prange
+
+# numba's default OpenMP threads keep spinning after each parallel loop and then
+# fight NumPy's OpenBLAS threads for the same cores, which made the BLAS products
+# between kernels several times slower here. The workqueue layer does not spin.
+# (It only takes effect if no parallel numba code has run yet in this process.)
+if numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 @njit(parallel=True, cache=True)

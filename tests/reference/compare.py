@@ -14,7 +14,13 @@ the end of the session (visible with ``pytest -s``) and writes it to
 Relative error, as reported: ``|actual - expected| / |expected|`` over the entries
 with ``|expected| > atol`` (below that the absolute criterion is the one that
 applies, and a ratio to a near-zero expected value says nothing). Exact checks
-(``atol = 0``) use every nonzero expected entry.
+(``atol = 0``) use every nonzero expected entry. Entries of gradients that nearly
+cancel make this elementwise figure large even when every entry is right to a few
+ulps of the array's scale, so the table also gives the normwise relative error
+``max |actual - expected| / max |expected|`` (per array with ``max |expected| > atol``,
+the worst over the family)
+and the tolerance used: ``max |actual - expected| / (atol + rtol |expected|)``, which
+must stay below 1.
 """
 from pathlib import Path
 
@@ -61,6 +67,19 @@ def assert_close(name, actual, expected, rtol, atol):
     return max_abs, max_rel
 
 
+def _tolerance_used(a, e, rtol, atol):
+    """max |a - e| / (atol + rtol |e|): below 1 passes (inf for a miss of an exact check)."""
+    if a.size == 0:
+        return 0.0
+    a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    diff = np.abs(a64 - e64)
+    bound = atol + rtol * np.abs(e64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(diff == 0, 0.0, diff / bound)
+    ratio = np.where(np.isnan(a64) & np.isnan(e64), 0.0, ratio)
+    return float(np.nan_to_num(ratio, nan=np.inf).max())
+
+
 class Checker:
     """``assert_close`` bound to one case, recording every comparison."""
 
@@ -77,6 +96,10 @@ class Checker:
             if max_abs > stats["max_abs"]:
                 stats["max_abs"], stats["worst"] = max_abs, f"{self.case_id}:{name}"
             stats["max_rel"] = max(stats["max_rel"], max_rel)
+            scale = float(np.abs(e.astype(np.float64)).max()) if e.size else 0.0
+            if scale > atol:   # as for the elementwise figure: not for arrays ~0
+                stats["max_norm_rel"] = max(stats["max_norm_rel"], max_abs / scale)
+            stats["used"] = max(stats["used"], _tolerance_used(a, e, rtol, atol))
         try:
             return assert_close(f"{self.case_id}: {name}", a, e, rtol, atol)
         except AssertionError:
@@ -95,19 +118,21 @@ class Recorder:
 
     def _stats(self, source, family):
         return self.families.setdefault((source, family), {
-            "cases": set(), "arrays": 0, "max_abs": 0.0, "max_rel": 0.0, "worst": "",
-            "failed": set()})
+            "cases": set(), "arrays": 0, "max_abs": 0.0, "max_rel": 0.0, "max_norm_rel": 0.0,
+            "used": 0.0, "worst": "", "failed": set()})
 
     def checker(self, source, case):
         return Checker(self, source, case["family"], case["id"])
 
     def table(self, header=""):
         lines = [header] if header else []
-        lines.append(f"{'source':<9} {'family':<24} {'cases':>5} {'arrays':>6} "
-                     f"{'max abs err':>11} {'max rel err':>11} {'failed':>6}  worst abs err at")
+        lines.append(f"{'source':<15} {'family':<20} {'cases':>5} {'arrays':>6} "
+                     f"{'max abs err':>11} {'max rel err':>11} {'normwise':>9} "
+                     f"{'tol used':>8} {'failed':>6}  worst abs err at")
         for (source, family), s in sorted(self.families.items()):
-            lines.append(f"{source:<9} {family:<24} {len(s['cases']):>5} {s['arrays']:>6} "
-                         f"{s['max_abs']:>11.2e} {s['max_rel']:>11.2e} {len(s['failed']):>6}"
+            lines.append(f"{source:<15} {family:<20} {len(s['cases']):>5} {s['arrays']:>6} "
+                         f"{s['max_abs']:>11.2e} {s['max_rel']:>11.2e} "
+                         f"{s['max_norm_rel']:>9.1e} {s['used']:>8.3f} {len(s['failed']):>6}"
                          f"  {s['worst']}")
         return "\n".join(lines)
 
