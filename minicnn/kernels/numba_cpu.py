@@ -30,43 +30,68 @@ if numba.config.THREADING_LAYER == "default":
 
 @njit(parallel=True, cache=True)
 def im2col(x, kh, kw, sh, sw, top, left, oh, ow, pad_value, col):
-    """col[n, i, j, a, b, :] = x[n, i*sh + a - top, j*sw + b - left, :] (pad_value outside)."""
+    """col[n, i, j, a, b, :] = x[n, i*sh + a - top, j*sw + b - left, :] (pad_value outside).
+
+    In NHWC one window row (kw pixels of c channels) is kw*c *contiguous* values,
+    so a window that lies inside the image is kh plain copies of kw*c numbers;
+    only windows touching the border check every pixel.
+    """
     n, h, w, c = x.shape
+    row = kw * c
+    xf = x.reshape(n, h, w * c)
+    cf = col.reshape(n, oh, ow, kh, row)
     for ni in prange(n * oh):
         s = ni // oh
         i = ni % oh
         for j in range(ow):
+            q0 = j * sw - left
+            inside = q0 >= 0 and q0 + kw <= w
             for a in range(kh):
                 r = i * sh + a - top
-                for b in range(kw):
-                    q = j * sw + b - left
-                    if 0 <= r < h and 0 <= q < w:
+                if r < 0 or r >= h:
+                    for t in range(row):
+                        cf[s, i, j, a, t] = pad_value
+                elif inside:
+                    base = q0 * c
+                    for t in range(row):
+                        cf[s, i, j, a, t] = xf[s, r, base + t]
+                else:
+                    for b in range(kw):
+                        q = q0 + b
                         for ch in range(c):
-                            col[s, i, j, a, b, ch] = x[s, r, q, ch]
-                    else:
-                        for ch in range(c):
-                            col[s, i, j, a, b, ch] = pad_value
+                            cf[s, i, j, a, b * c + ch] = xf[s, r, q * c + ch] \
+                                if 0 <= q < w else pad_value
 
 
 @njit(parallel=True, cache=True)
 def col2im(dcol, sh, sw, top, left, dx):
-    """dx[n, r, q, :] += dcol[n, i, j, a, b, :] for every window cell on the image."""
+    """dx[n, r, q, :] += dcol[n, i, j, a, b, :] for every window cell on the image
+    (the adjoint of im2col, with the same contiguous-row fast path)."""
     n, oh, ow, kh, kw, c = dcol.shape
     _, h, w, _ = dx.shape
+    row = kw * c
+    dxf = dx.reshape(n, h, w * c)
+    df = dcol.reshape(n, oh, ow, kh, row)
     for s in prange(n):  # each image owns dx[s]: no two threads add to one pixel
-        dx[s] = 0
+        dxf[s] = 0
         for i in range(oh):
             for j in range(ow):
+                q0 = j * sw - left
+                inside = q0 >= 0 and q0 + kw <= w
                 for a in range(kh):
                     r = i * sh + a - top
                     if r < 0 or r >= h:
                         continue
-                    for b in range(kw):
-                        q = j * sw + b - left
-                        if q < 0 or q >= w:
-                            continue
-                        for ch in range(c):
-                            dx[s, r, q, ch] += dcol[s, i, j, a, b, ch]
+                    if inside:
+                        base = q0 * c
+                        for t in range(row):
+                            dxf[s, r, base + t] += df[s, i, j, a, t]
+                    else:
+                        for b in range(kw):
+                            q = q0 + b
+                            if 0 <= q < w:
+                                for ch in range(c):
+                                    dxf[s, r, q * c + ch] += df[s, i, j, a, b * c + ch]
 
 
 @njit(parallel=True, cache=True)
@@ -149,3 +174,4 @@ def avg_pool_backward(dy, kh, kw, sh, sw, top, left, dx):
                     for q in range(q0, q1):
                         for ch in range(c):
                             dx[s, r, q, ch] += dy[s, i, j, ch] * scale
+

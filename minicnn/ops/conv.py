@@ -36,6 +36,13 @@ def from_channels_last(y, data_format):
     return y.transpose(0, 3, 1, 2) if data_format == "channels_first" else y
 
 
+def column_sums(a):
+    """``a.sum(axis=0)`` of a tall, narrow matrix as a vector-matrix product: BLAS does
+    it about 20x faster than NumPy's reduction for the (N*OH*OW, F) gradients here."""
+    xp = get_array_module(a)
+    return xp.ones(a.shape[0], dtype=a.dtype) @ a
+
+
 def images_per_chunk(n, bytes_per_image):
     """How many images' im2col rows fit in ``backend.im2col_budget()`` bytes (at least
     one): a large batch is convolved in chunks instead of one huge matrix."""
@@ -64,11 +71,15 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
 
     w2 = w.reshape(kh * kw * c, f)
     chunk = images_per_chunk(n, oh * ow * kh * kw * c * x.dtype.itemsize)
-    y = xp.empty((n, oh, ow, f), dtype=x.dtype)
-    for start in range(0, n, chunk):  # one pass unless the matrix would exceed the budget
-        part = slice(start, start + chunk)
-        col = im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
-        y[part] = (col @ w2).reshape(-1, oh, ow, f)
+    if chunk >= n:  # the usual case: one im2col matrix, one product
+        col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
+        y = (col @ w2).reshape(n, oh, ow, f)
+    else:           # the matrix would exceed the budget: a few images at a time
+        y = xp.empty((n, oh, ow, f), dtype=x.dtype)
+        for start in range(0, n, chunk):
+            part = slice(start, start + chunk)
+            col = im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
+            y[part] = (col @ w2).reshape(-1, oh, ow, f)
     if b is not None:
         y += b
     kept = col if chunk >= n and col.nbytes <= KEEP_COLUMNS_UP_TO_BYTES else None
@@ -87,8 +98,8 @@ def conv2d_backward(dy, cache, need_dx=True):
     w2 = w.reshape(kh * kw * c, f)
 
     dw = xp.zeros((kh * kw * c, f), dtype=w.dtype)
-    dx = xp.empty(x.shape, dtype=x.dtype) if need_dx else None
-    for start in range(0, n, chunk):
+    parts = []
+    for start in range(0, n, chunk):  # one pass unless forward needed chunks
         part = slice(start, start + chunk)
         dy2 = dy[part].reshape(-1, f)
         col = kept if kept is not None else \
@@ -96,10 +107,10 @@ def conv2d_backward(dy, cache, need_dx=True):
         dw += col.T @ dy2
         if need_dx:
             dcol = (dy2 @ w2.T).reshape(-1, oh, ow, kh, kw, c)
-            dx[part] = col2im(dcol, x[part].shape, (kh, kw), strides, pads)
-    db = dy.reshape(-1, f).sum(axis=0) if has_bias else None
-    dx = from_channels_last(dx, data_format) if need_dx else None
-    return dx, dw.reshape(w.shape), db
+            parts.append(col2im(dcol, x[part].shape, (kh, kw), strides, pads))
+    dx = (parts[0] if len(parts) == 1 else xp.concatenate(parts)) if need_dx else None
+    db = column_sums(dy.reshape(-1, f)) if has_bias else None
+    return (from_channels_last(dx, data_format) if need_dx else None), dw.reshape(w.shape), db
 
 
 def conv2d_output_shape(in_hw, kernel_size, strides, padding):

@@ -5,6 +5,7 @@ Backward, flattening the leading axes into rows:
 
     dx = dy @ W.T        dW = x.T @ dy   (summed over the batch)    db = sum(dy)
 """
+from .conv import column_sums
 
 
 def dense_forward(x, w, b=None):
@@ -24,7 +25,7 @@ def dense_backward(dy, cache):
     units = w.shape[1]
     dy2 = dy.reshape(-1, units)
     dw = x.reshape(-1, w.shape[0]).T @ dy2
-    db = dy2.sum(axis=0) if has_bias else None
+    db = column_sums(dy2) if has_bias else None
     dx = dy @ w.T
     return dx, dw, db
 
