@@ -52,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--data", default=None, help="Fashion-MNIST folder (default: search)")
-    parser.add_argument("--backend", default="numpy")
+    parser.add_argument("--backend", default=mc.backend.get_backend())
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     mc.backend.set_backend(args.backend)

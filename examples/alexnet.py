@@ -59,7 +59,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3,
                         help="training steps when no --data is given")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--backend", default="numpy")
+    parser.add_argument("--backend", default=mc.backend.get_backend(),
+                        help=f"one of {mc.backend.available()}")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 

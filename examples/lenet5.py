@@ -65,7 +65,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--backend", default="numpy", help=f"one of {mc.backend.available()}")
+    parser.add_argument("--backend", default=mc.backend.get_backend(),
+                        help=f"one of {mc.backend.available()}")
     parser.add_argument("--data", default=None,
                         help="folder with the Fashion-MNIST IDX files (default: search, "
                              "else the subset shipped with minicnn)")

@@ -1,5 +1,6 @@
-"""Shared fixtures: every test starts with float32, default names and no
-numerics checking, whatever the previous test changed."""
+"""Shared fixtures: every test starts with the default backend (numba where it is
+installed), float32, default names and no numerics checking, whatever the previous
+test changed."""
 import pytest
 
 import minicnn as mc
@@ -7,13 +8,14 @@ import minicnn as mc
 
 @pytest.fixture(autouse=True)
 def _fresh_state():
+    mc.backend.set_backend(mc.backend.DEFAULT_BACKEND)
     mc.backend.set_floatx("float32")
     mc.backend.set_check_numerics(False)
     mc.backend.clear_session()
     yield
     mc.backend.set_floatx("float32")
     mc.backend.set_check_numerics(False)
-    mc.backend.set_backend("numpy")
+    mc.backend.set_backend(mc.backend.DEFAULT_BACKEND)
 
 
 @pytest.fixture

@@ -117,9 +117,10 @@ def test_training_a_model_is_the_same_on_numba():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_available_always_has_numpy():
+def test_available_always_has_numpy_and_the_default():
     assert mc.backend.available()[0] == "numpy"
-    assert mc.backend.get_backend() == "numpy"
+    assert mc.backend.DEFAULT_BACKEND in mc.backend.available()
+    assert mc.backend.get_backend() == mc.backend.DEFAULT_BACKEND
 
 
 def test_unknown_backend_is_a_clear_error():
@@ -129,9 +130,10 @@ def test_unknown_backend_is_a_clear_error():
 
 @pytest.mark.skipif("cupy" in BACKENDS, reason="CuPy can run here")
 def test_cupy_without_device_names_what_is_missing():
+    before = mc.backend.get_backend()
     with pytest.raises(RuntimeError, match=r"set_backend\('cupy'\): CuPy"):
         mc.backend.set_backend("cupy")
-    assert mc.backend.get_backend() == "numpy"
+    assert mc.backend.get_backend() == before
 
 
 @pytest.mark.parametrize("backend", BACKENDS[:2])
@@ -157,3 +159,14 @@ def test_im2col_in_chunks_gives_the_same_result(backend, budget):
 def test_im2col_budget_must_be_positive_bytes(value):
     with pytest.raises(ValueError, match=r"set_im2col_budget: expected a positive number"):
         mc.backend.set_im2col_budget(value)
+
+
+@needs_numba
+@pytest.mark.parametrize("cls", [MaxPooling2D, MinPooling2D])
+def test_pooling_propagates_nan_the_same_way_on_numba(cls):
+    """A NaN in a window wins (the first one), as with NumPy's argmax and in Keras."""
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 3))
+    x[0, 1, 1, 0] = x[1, 4, 2, 2] = x[1, 4, 3, 2] = np.nan
+    assert_same_on_numba(lambda: cls(3, 2, "same"), x)
+    mc.backend.set_backend("numba")
+    assert np.isnan(cls(3, 2, "same").forward(x)).sum() >= 2

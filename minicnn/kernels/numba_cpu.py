@@ -98,7 +98,7 @@ def col2im(dcol, sh, sw, top, left, dx):
 def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
     """Max (take_max) or min of each window's real cells; ``winner`` keeps the
     row-major offset a*kw + b of the first extreme cell (strict comparison keeps
-    the first of equal values, Keras's tie rule)."""
+    the first of equal values, Keras's tie rule; a NaN wins, as in NumPy and Keras)."""
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
     for ni in prange(n * oh):
@@ -118,7 +118,9 @@ def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
                         continue
                     for ch in range(c):
                         v = x[s, r, q, ch]
-                        if (v > y[s, i, j, ch]) if take_max else (v < y[s, i, j, ch]):
+                        best = y[s, i, j, ch]
+                        # the first NaN wins and stays, as with NumPy's argmax/argmin
+                        if ((v > best) if take_max else (v < best)) or (v != v and best == best):
                             y[s, i, j, ch] = v
                             winner[s, i, j, ch] = a * kw + b
 
