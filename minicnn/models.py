@@ -438,7 +438,8 @@ class _Progress:
             print(f"Epoch {epoch + 1}/{epochs}")
         if verbose == 1:
             from tqdm.auto import tqdm
-            self.bar = tqdm(total=steps, ascii=" ━", ncols=100, leave=True, file=sys.stdout,
+            self.bar = tqdm(total=steps, ascii=" ━", dynamic_ncols=True, leave=True,
+                            file=sys.stdout,
                             bar_format="{n_fmt}/{total_fmt} {bar:20} {elapsed}<{remaining}"
                                        " {rate_inv_fmt}{postfix}")
 
