@@ -21,22 +21,15 @@ VERSION = 1
 _HEADER = "__minicnn_header__"
 
 
-def write_archive(path, header, arrays):
-    """Write ``header`` (JSON-able dict) and ``arrays`` (name -> array) to ``path``
-    exactly as given (no suffix is added)."""
-    path = os.fspath(path)
+def atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file beside ``path``, flush it to disk, then
+    rename it over ``path``: readers see the old file or the new one, never a part."""
     directory = os.path.dirname(os.path.abspath(path))
-    header = dict(header, format=FORMAT, version=VERSION)
-    payload = {_HEADER: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
-    for name, value in arrays.items():
-        value = np.asarray(value)
-        if value.dtype == object:
-            raise TypeError(f"refusing to save object array {name!r}")
-        payload[name] = value
+    os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)  # a file object: numpy adds no ".npz" suffix
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -44,6 +37,21 @@ def write_archive(path, header, arrays):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_archive(path, header, arrays):
+    """Write ``header`` (JSON-able dict) and ``arrays`` (name -> array) to ``path``
+    exactly as given (no suffix is added)."""
+    path = os.fspath(path)
+    header = dict(header, format=FORMAT, version=VERSION)
+    payload = {_HEADER: np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)}
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        if value.dtype == object:
+            raise TypeError(f"refusing to save object array {name!r}")
+        payload[name] = value
+    # np.savez on a file object adds no ".npz" suffix: the path stays as given.
+    atomic_write(path, lambda f: np.savez(f, **payload))
 
 
 def read_archive(path, kind=None):

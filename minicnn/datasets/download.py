@@ -2,10 +2,11 @@
 import gzip
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
+
+from ..saving import atomic_write
 
 
 def sha256_of(data, decompress=False):
@@ -39,17 +40,5 @@ def fetch(url, dest, sha256, decompressed=False, timeout=30):
     if digest != sha256:
         raise ValueError(f"download of {url} failed its SHA-256 check: expected {sha256}, "
                          f"got {digest}; nothing was written")
-    directory = os.path.dirname(os.path.abspath(dest))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".download-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(dest, lambda f: f.write(data))
     return dest
