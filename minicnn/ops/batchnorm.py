@@ -17,6 +17,7 @@ because both depend on every x. Collecting the terms gives the compact form
 In inference mu and var are constants and ``dx = dy * gamma / sqrt(var + eps)``.
 """
 from ..backend import get_array_module
+from .conv import column_sums
 
 
 def _layout(x, axis):
@@ -26,6 +27,15 @@ def _layout(x, axis):
     shape = [1] * x.ndim
     shape[axis] = x.shape[axis]
     return axes, tuple(shape)
+
+
+def _channel_sums(a, axes, shape):
+    """Sums over every axis but the channel axis, as a vector of channels. With the
+    channels last (the usual layout) that is a sum over the rows of an (M, C) matrix,
+    which a BLAS vector-matrix product does far faster than NumPy's reduction."""
+    if shape[-1] != 1 and axes == tuple(range(a.ndim - 1)):
+        return column_sums(a.reshape(-1, shape[-1]))
+    return a.sum(axis=axes)
 
 
 def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, axis=-1, momentum=0.99,
@@ -40,8 +50,8 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, axis=-1, momentum
     axes, shape = _layout(x, axis)
     m = x.size // x.shape[axis % x.ndim]
     if training:
-        mu = x.mean(axis=axes, keepdims=True)
-        var = ((x - mu) ** 2).mean(axis=axes, keepdims=True)
+        mu = (_channel_sums(x, axes, shape) / m).reshape(shape)
+        var = (_channel_sums((x - mu) ** 2, axes, shape) / m).reshape(shape)
         new_stats = (momentum * moving_mean + (1 - momentum) * mu.reshape(-1),
                      momentum * moving_var + (1 - momentum) * var.reshape(-1))
     else:
@@ -59,8 +69,8 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, axis=-1, momentum
 def batchnorm_backward(dy, cache):
     """Returns ``(dx, dgamma, dbeta)``; dgamma/dbeta are None when absent."""
     xhat, inv_std, gamma, has_beta, axes, shape, m, training = cache
-    dbeta = dy.sum(axis=axes)
-    dgamma = (dy * xhat).sum(axis=axes)
+    dbeta = _channel_sums(dy, axes, shape)
+    dgamma = _channel_sums(dy * xhat, axes, shape)
     g = inv_std if gamma is None else gamma.reshape(shape) * inv_std
     if training:
         dx = g * (dy - dbeta.reshape(shape) / m - xhat * dgamma.reshape(shape) / m)
