@@ -143,7 +143,7 @@ def main(argv=None):
     print(f"float32 GEMM peak (NumPy's BLAS, 2048^3): {peak:.1f} GFLOP/s")
 
     impls = [f"minicnn-{b}" for b in backends] + (["torch"] if torch else []) + ["naive"]
-    rows, results = [], {"environment": info, "gemm_peak_gflops": peak, "cases": []}
+    results = {"environment": info, "gemm_peak_gflops": peak, "cases": []}
     rng = np.random.default_rng(0)
     with _common.MachineLoad() as load:
         for shape in CONV_SHAPES[:2] if args.quick else CONV_SHAPES:

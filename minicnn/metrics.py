@@ -1,5 +1,4 @@
 """Accuracy, for one-hot and integer labels, as Keras's "accuracy" resolves it."""
-from .backend import get_array_module
 
 
 def accuracy_values(y_true, y_pred):
@@ -9,7 +8,6 @@ def accuracy_values(y_true, y_pred):
     - integer labels (N,) or (N, 1) with y_pred (N, K): label == argmax(y_pred)
     - a single output unit (N, 1): (y_pred > 0.5) == y_true, as binary accuracy
     """
-    xp = get_array_module(y_pred)
     if y_pred.shape[-1] == 1 and tuple(y_true.shape) == tuple(y_pred.shape):
         return ((y_pred > 0.5) == (y_true > 0.5)).reshape(len(y_pred)).astype("float64")
     predicted = y_pred.argmax(axis=-1)

@@ -12,7 +12,6 @@ When the last layer ends in softmax and the loss is cross-entropy, the step
 starts the backward walk at the softmax *input* with ``(p - y) / N``
 (see ``minicnn.ops.losses``): simpler, and exact for any logits.
 """
-import json
 import math
 import signal
 import sys
