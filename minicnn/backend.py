@@ -10,6 +10,7 @@ the array code of ``minicnn.ops`` as written, ``numba`` swaps in the compiled CP
 loops of ``minicnn.kernels.numba_cpu`` where they pay, ``cupy`` runs the same array
 code on a CUDA GPU.
 """
+import functools
 import importlib.util
 
 import numpy
@@ -17,10 +18,11 @@ import numpy
 _FLOATX = "float32"
 _ALLOWED_FLOATX = ("float16", "float32", "float64")
 # The default CPU backend is numba wherever it is installed: measured on a 2-core
-# machine it trains LeNet-5 1.5x and the AlexNet variant 1.7x faster than the plain
-# NumPy code (benchmarks/bench_lenet5.py, bench_alexnet.py). Without numba, numpy.
-DEFAULT_BACKEND = "numba" if importlib.util.find_spec("numba") is not None else "numpy"
-_BACKEND = DEFAULT_BACKEND
+# machine it trains LeNet-5 1.5-1.9x and the AlexNet variant 1.2-1.7x faster than the
+# plain NumPy code (benchmarks/bench_lenet5.py, bench_alexnet.py). Without numba, numpy.
+# (Chosen from whether numba is installed, without importing it; a numba that is
+# installed but cannot import falls back to numpy with a warning.)
+_BACKEND = "numba" if importlib.util.find_spec("numba") is not None else "numpy"
 _CHECK_NUMERICS = False
 _NAME_COUNTS = {}
 # im2col matrices are built for a few images at a time, at most this many bytes: small
@@ -174,6 +176,7 @@ def _cupy_problem():
     return None
 
 
+@functools.lru_cache(maxsize=None)
 def _numba_problem():
     """None when numba imports, else why not."""
     try:
@@ -190,6 +193,11 @@ _PROBLEMS = {"numpy": lambda: None, "numba": _numba_problem, "cupy": lambda: _cu
 def available():
     """The backends that can run on this machine, e.g. ``["numpy", "numba"]``."""
     return [name for name in _KNOWN if _PROBLEMS[name]() is None]
+
+
+def default_backend():
+    """The backend minicnn starts with: numba where it can run, else numpy."""
+    return "numba" if _numba_problem() is None else "numpy"
 
 
 def numba_kernels(*arrays):

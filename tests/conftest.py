@@ -8,7 +8,7 @@ import minicnn as mc
 
 @pytest.fixture(autouse=True)
 def _fresh_state():
-    mc.backend.set_backend(mc.backend.DEFAULT_BACKEND)
+    mc.backend.set_backend(mc.backend.default_backend())
     mc.backend.set_floatx("float32")
     mc.backend.set_check_numerics(False)
     mc.backend.set_im2col_budget(mc.backend.DEFAULT_IM2COL_BUDGET)
@@ -16,7 +16,7 @@ def _fresh_state():
     yield
     mc.backend.set_floatx("float32")
     mc.backend.set_check_numerics(False)
-    mc.backend.set_backend(mc.backend.DEFAULT_BACKEND)
+    mc.backend.set_backend(mc.backend.default_backend())
 
 
 @pytest.fixture

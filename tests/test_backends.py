@@ -119,8 +119,8 @@ def test_training_a_model_is_the_same_on_numba():
 
 def test_available_always_has_numpy_and_the_default():
     assert mc.backend.available()[0] == "numpy"
-    assert mc.backend.DEFAULT_BACKEND in mc.backend.available()
-    assert mc.backend.get_backend() == mc.backend.DEFAULT_BACKEND
+    assert mc.backend.default_backend() in mc.backend.available()
+    assert mc.backend.get_backend() == mc.backend.default_backend()
 
 
 def test_unknown_backend_is_a_clear_error():

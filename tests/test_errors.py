@@ -855,7 +855,7 @@ def test_set_backend_unknown(name):
     with pytest.raises(ValueError, match=msg("set_backend", "unknown backend", "'numpy'",
                                              f"Received: {name!r}")):
         backend.set_backend(name)
-    assert backend.get_backend() == backend.DEFAULT_BACKEND
+    assert backend.get_backend() == backend.default_backend()
 
 
 def test_set_backend_cupy_not_installed(monkeypatch):
@@ -863,7 +863,7 @@ def test_set_backend_cupy_not_installed(monkeypatch):
     with pytest.raises(RuntimeError, match=msg("set_backend('cupy')", "CuPy is not installed",
                                                "minicnn[gpu]")):
         backend.set_backend("cupy")
-    assert backend.get_backend() == backend.DEFAULT_BACKEND
+    assert backend.get_backend() == backend.default_backend()
     assert "cupy" not in backend.available()
 
 
@@ -878,7 +878,7 @@ def test_set_backend_cupy_without_cuda_device(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(lambda: 0))
     with pytest.raises(RuntimeError, match=msg("set_backend('cupy')", "no CUDA device")):
         backend.set_backend("cupy")
-    assert backend.get_backend() == backend.DEFAULT_BACKEND
+    assert backend.get_backend() == backend.default_backend()
 
 
 def test_set_backend_cupy_with_broken_cuda(monkeypatch):
@@ -888,7 +888,7 @@ def test_set_backend_cupy_with_broken_cuda(monkeypatch):
     with pytest.raises(RuntimeError, match=msg("set_backend('cupy')", "no CUDA device",
                                                "cudaErrorInsufficientDriver")):
         backend.set_backend("CuPy")
-    assert backend.get_backend() == backend.DEFAULT_BACKEND
+    assert backend.get_backend() == backend.default_backend()
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("cupy") is not None,
@@ -896,7 +896,7 @@ def test_set_backend_cupy_with_broken_cuda(monkeypatch):
 def test_set_backend_cupy_real_missing():
     with pytest.raises(RuntimeError, match=msg("set_backend('cupy')", "CuPy")):
         backend.set_backend("cupy")
-    assert backend.get_backend() == backend.DEFAULT_BACKEND
+    assert backend.get_backend() == backend.default_backend()
 
 
 # =============================================================================
