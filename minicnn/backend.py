@@ -203,21 +203,21 @@ def default_backend():
 def numba_kernels(*arrays):
     """The compiled CPU kernels (``minicnn.kernels.numba_cpu``) when the numba backend
     is active and every array is a NumPy array; None means: use the array code."""
-    global _BACKEND
-    if _BACKEND != "numba" or not all(isinstance(a, numpy.ndarray) for a in arrays):
+    if get_backend() != "numba" or not all(isinstance(a, numpy.ndarray) for a in arrays):
         return None
-    try:
-        from .kernels import numba_cpu
-    except ImportError as exc:  # numba is installed but broken: keep working on NumPy
-        import warnings
-        warnings.warn(f"minicnn: the numba backend cannot load ({exc}); using numpy")
-        _BACKEND = "numpy"
-        return None
+    from .kernels import numba_cpu
     return numba_cpu
 
 
 def get_backend():
     """The name of the current backend."""
+    global _BACKEND
+    if _BACKEND == "numba" and _numba_problem() is not None:
+        # The start-up default guessed numba from its presence; it cannot import.
+        import warnings
+        warnings.warn(f"minicnn: the numba backend cannot load ({_numba_problem()}); "
+                      "using numpy")
+        _BACKEND = "numpy"
     return _BACKEND
 
 

@@ -182,13 +182,14 @@ def test_works_on_numpy_alone_when_numba_cannot_import(tmp_path):
         "import warnings, numpy as np, minicnn as mc\n"
         "from minicnn.layers import Conv2D, Flatten, Dense\n"
         "assert mc.backend.available() == ['numpy'] and mc.backend.default_backend() == 'numpy'\n"
-        "m = mc.Sequential([Conv2D(2, 3, input_shape=(6, 6, 1)), Flatten(), Dense(3, activation='softmax')])\n"
-        "m.compile('sgd', 'sparse_categorical_crossentropy')\n"
         "with warnings.catch_warnings(record=True) as caught:\n"
         "    warnings.simplefilter('always')\n"
-        "    m.train_on_batch(np.ones((4, 6, 6, 1)), np.arange(4) % 3)\n"
-        "assert mc.backend.get_backend() == 'numpy'\n"
+        "    assert mc.backend.get_backend() == 'numpy'\n"
         "assert any('cannot load' in str(w.message) for w in caught)\n"
+        "m = mc.Sequential([Conv2D(2, 3, input_shape=(6, 6, 1)), Flatten(), Dense(3, activation='softmax')])\n"
+        "m.compile('sgd', 'sparse_categorical_crossentropy')\n"
+        "m.train_on_batch(np.ones((4, 6, 6, 1)), np.arange(4) % 3)\n"
+        "assert mc.backend.get_backend() == 'numpy'\n"
         "print('ok')\n")
     env = dict(os.environ, PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
