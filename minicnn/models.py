@@ -453,7 +453,7 @@ class _Progress:
 
     def close(self, logs, interrupted=False):
         if self.bar is not None:
-            self.bar.set_postfix_str("- " + self._format(logs), refresh=True)
+            self.bar.set_postfix_str("- " + self._format(logs), refresh=False)  # close() draws it
             self.bar.close()
         elif self.verbose == 2 and not interrupted:
             elapsed = time.perf_counter() - self.start
