@@ -142,6 +142,11 @@ def xp():
     return numpy
 
 
+def as_array(a):
+    """``a`` itself if it is already an array (NumPy or CuPy), else ``numpy.asarray(a)``."""
+    return a if hasattr(a, "shape") and hasattr(a, "dtype") else numpy.asarray(a)
+
+
 def to_host(a):
     """A NumPy array with the contents of ``a`` (a no-op for NumPy arrays)."""
     if _is_cupy_array(a):

@@ -4,15 +4,10 @@
 The arithmetic lives in ``minicnn.ops.losses``; see its docstring for Keras's
 renormalize-then-clip rule and for how the softmax + cross-entropy gradient is fused.
 """
-import numpy as np
 
-from .backend import get_array_module, to_host
+from .backend import as_array, get_array_module, to_host
 from .ops import losses as L
 from .ops.activations import softmax
-
-
-def _as_array(a):
-    return a if hasattr(a, "shape") and hasattr(a, "dtype") else np.asarray(a)
 
 
 class Loss:
@@ -24,7 +19,7 @@ class Loss:
 
     def prepare(self, y_true, y_pred):
         """Check the shapes (no broadcasting) and cast; returns ``(y_true, y_pred)``."""
-        y_true, y_pred = _as_array(y_true), _as_array(y_pred)
+        y_true, y_pred = as_array(y_true), as_array(y_pred)
         for what, a in (("y_true", y_true), ("y_pred", y_pred)):
             if a.dtype.kind not in "biuf":
                 raise TypeError(f"{type(self).__name__}: {what} must be a real numeric array, "

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving
-from .backend import to_device, to_host
+from .backend import as_array, to_device, to_host
 from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
                      Flatten, Layer, MaxPooling2D, MinPooling2D)
 from .layers.base import _format_shape
@@ -190,10 +190,11 @@ class Sequential:
         y, out = self.loss.prepare(to_device(y), out)
         return self.loss.per_sample(y, out), y
 
-    def _batch_logs(self, y, out, loss_value):
+    def _batch_logs(self, y_dev, out, loss_value):
+        """``y_dev``: the labels as ``_loss_value`` returned them (on the backend)."""
         logs = {"loss": loss_value}
         for name, fn in zip(self.metric_names, self._metric_fns):
-            logs[name] = float(to_host(fn(to_device(y), out).mean()))
+            logs[name] = float(to_host(fn(y_dev, out).mean()))
         return logs
 
     def _train_step(self, x, y):
@@ -208,7 +209,7 @@ class Sequential:
         grads = [g for layer in self.layers if layer.trainable_weights
                  for g in layer._grads]
         self.optimizer.apply(grads, self.trainable_weights)
-        return self._batch_logs(y, out, float(to_host(per_sample.mean())))
+        return self._batch_logs(y_dev, out, float(to_host(per_sample.mean())))
 
     def train_on_batch(self, x, y):
         """One step on one batch; returns the pre-update loss (and metrics) as Keras does."""
@@ -237,8 +238,7 @@ class Sequential:
         in progress, keeping the weights of the last completed step.
         """
         self._require_compiled("fit()")
-        x, y = np.asarray(x) if not hasattr(x, "shape") else x, \
-            np.asarray(y) if not hasattr(y, "shape") else y
+        x, y = as_array(x), as_array(y)
         self._check_xy(x, y)
         if validation_split and validation_data is None:
             if not 0 < validation_split < 1:
@@ -304,7 +304,7 @@ class Sequential:
     # -- inference -------------------------------------------------------------------------
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
-        x = np.asarray(x) if not hasattr(x, "shape") else x
+        x = as_array(x)
         outs = [to_host(self.forward(x[i:i + batch_size], training=False))
                 for i in range(0, len(x), batch_size)]
         return np.concatenate(outs, axis=0)
@@ -312,14 +312,14 @@ class Sequential:
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
         """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples."""
         self._require_compiled("evaluate()")
-        x = np.asarray(x) if not hasattr(x, "shape") else x
-        y = np.asarray(y) if not hasattr(y, "shape") else y
+        x, y = as_array(x), as_array(y)
         self._check_xy(x, y)
         totals = {}
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             out = self.forward(xb, training=False)
-            logs = self._batch_logs(yb, out, float(to_host(self._loss_value(yb, out)[0].mean())))
+            per_sample, y_dev = self._loss_value(yb, out)
+            logs = self._batch_logs(y_dev, out, float(to_host(per_sample.mean())))
             for key, value in logs.items():
                 totals[key] = totals.get(key, 0.0) + value * len(xb)
         logs = {k: v / len(x) for k, v in totals.items()}

@@ -17,7 +17,7 @@ import re
 import numpy as np
 
 from .. import backend
-from ..backend import to_device, to_host
+from ..backend import as_array, to_device, to_host
 
 
 def _snake_case(name):
@@ -187,10 +187,8 @@ class Layer:
                                               f"values are not finite)")
 
     def _as_array(self, x, what):
-        if hasattr(x, "shape") and hasattr(x, "dtype"):
-            return x
         try:
-            return np.asarray(x)
+            return as_array(x)
         except ValueError as exc:
             raise self._error(ValueError, f"{what} must be a rectangular numeric array "
                                           f"({exc})") from None

@@ -17,7 +17,7 @@ because both depend on every x. Collecting the terms gives the compact form
 In inference mu and var are constants and ``dx = dy * gamma / sqrt(var + eps)``.
 """
 from ..backend import get_array_module
-from .conv import column_sums
+from .sums import column_sums
 
 
 def _layout(x, axis):

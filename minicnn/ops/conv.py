@@ -21,6 +21,7 @@ from .. import backend
 from ..backend import get_array_module
 from ..shapes import normalize_data_format, normalize_padding, resolve_padding
 from .im2col import col2im, im2col
+from .sums import column_sums
 
 # Backward needs the im2col matrix again. Up to this size it is kept from the
 # forward pass; above it, backward rebuilds it from x (the matrix is KH*KW/(SH*SW)
@@ -34,13 +35,6 @@ def to_channels_last(x, data_format):
 
 def from_channels_last(y, data_format):
     return y.transpose(0, 3, 1, 2) if data_format == "channels_first" else y
-
-
-def column_sums(a):
-    """``a.sum(axis=0)`` of a tall, narrow matrix as a vector-matrix product: BLAS does
-    it about 20x faster than NumPy's reduction for the (N*OH*OW, F) gradients here."""
-    xp = get_array_module(a)
-    return xp.ones(a.shape[0], dtype=a.dtype) @ a
 
 
 def images_per_chunk(n, bytes_per_image):

@@ -5,7 +5,7 @@ Backward, flattening the leading axes into rows:
 
     dx = dy @ W.T        dW = x.T @ dy   (summed over the batch)    db = sum(dy)
 """
-from .conv import column_sums
+from .sums import column_sums
 
 
 def dense_forward(x, w, b=None):
