@@ -195,3 +195,81 @@ def test_works_on_numpy_alone_when_numba_cannot_import(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# ---------------------------------------------------------------------------------
+# the float32 epilogue (bias + activation in one compiled pass)
+# ---------------------------------------------------------------------------------
+@needs_numba
+def test_numba_tanh32_is_within_3e_7_of_tanh():
+    from minicnn.kernels import numba_cpu
+    x = np.concatenate([np.linspace(-12, 12, 400_001), [0.0, 1e-30, -1e-30, 1e-8, 7.9, 7.91,
+                                                        -7.91, 1e30, -1e30]]).astype(np.float32)
+    y = x.copy()
+    numba_cpu.bias_activation(y, np.empty(0, np.float32), numba_cpu.TANH)
+    exact = np.tanh(x.astype(np.float64))
+    err = np.abs(y - exact)
+    assert err.max() <= 3.5e-7
+    ulp = np.spacing(np.abs(exact).astype(np.float32))
+    assert (err / ulp).max() <= 6  # the largest, near +-1 where an ulp is 6e-8
+    assert np.all(np.abs(y) <= 1) and y[np.argmax(x)] == 1 and y[np.argmin(x)] == -1
+    assert np.array_equal(np.sign(y), np.sign(x))  # odd, and tanh(0) = 0
+
+
+@needs_numba
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
+def test_bias_activation_kernel_passes_nan_and_inf_through(activation):
+    from minicnn.ops.activations import bias_activation_forward
+    z = np.array([[np.nan, np.inf, -np.inf, 0.5]], np.float32)
+    mc.backend.set_backend("numba")
+    y, _ = bias_activation_forward(z.copy(), np.zeros(4, np.float32), activation)
+    mc.backend.set_backend("numpy")
+    expected, _ = bias_activation_forward(z.copy(), np.zeros(4, np.float32), activation)
+    np.testing.assert_allclose(y, expected, rtol=1e-6)  # NaN == NaN here
+
+
+@needs_numba
+@settings(deadline=None, max_examples=60)
+@given(st.integers(1, 700), st.integers(1, 20), st.sampled_from(["linear", "relu", "tanh"]),
+       st.booleans(), st.integers(0, 2**31 - 1))
+def test_float32_epilogue_matches_numpy(rows, channels, activation, use_bias, seed):
+    """Every row count (including the leftover rows past the repeated-bias blocks)
+    and channel count: numba's one pass equals NumPy's add-then-activate."""
+    from minicnn.ops.activations import activation_backward, bias_activation_forward
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((rows, channels)) * 3).astype(np.float32)
+    b = rng.standard_normal(channels).astype(np.float32) if use_bias else None
+    dy = rng.standard_normal(z.shape).astype(np.float32)
+    results = []
+    for backend in ("numpy", "numba"):
+        mc.backend.set_backend(backend)
+        y, cache = bias_activation_forward(z.copy(), b, activation)
+        results.append((y, activation_backward(dy, cache)))
+    mc.backend.set_backend("numpy")
+    (y0, d0), (y1, d1) = results
+    assert y1.dtype == np.float32
+    np.testing.assert_allclose(y1, y0, rtol=0, atol=4e-7)
+    np.testing.assert_allclose(d1, d0, rtol=0, atol=2e-6 * np.abs(dy).max())
+
+
+@needs_numba
+@pytest.mark.parametrize("make_layer, shape", [
+    (lambda: Conv2D(6, 5, padding="same", activation="tanh"), (4, 12, 12, 1)),
+    (lambda: Conv2D(5, 3, activation="relu", data_format="channels_first"), (3, 2, 9, 9)),
+    (lambda: Dense(7, activation="tanh"), (5, 11)),
+    (lambda: Activation("tanh"), (3, 4, 5)),
+])
+def test_float32_layers_agree_across_backends(make_layer, shape):
+    x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+    out = {}
+    for backend in ("numpy", "numba"):
+        mc.backend.set_backend(backend)
+        mc.utils.set_random_seed(7)
+        layer = make_layer()
+        y = layer.forward(x, training=True)
+        dx = layer.backward(np.ones_like(y))
+        out[backend] = [y, dx, *layer.get_gradients()]
+    mc.backend.set_backend("numpy")
+    for a, e in zip(out["numba"], out["numpy"]):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=2e-6)

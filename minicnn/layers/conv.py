@@ -1,7 +1,9 @@
 """Conv2D: a thin layer over ``minicnn.ops.conv`` with an optional fused activation."""
 from .. import initializers
-from ..ops.activations import activation_backward, activation_forward, normalize_activation
+from ..ops.activations import (activation_backward, bias_activation_forward,
+                               normalize_activation)
 from ..ops.conv import conv2d_backward, conv2d_forward
+from ..ops.sums import bias_gradient
 from ..shapes import (CONV_PADDINGS, normalize_data_format, normalize_padding,
                       normalize_tuple, resolve_padding)
 from .base import Layer, _format_shape
@@ -82,9 +84,11 @@ class Conv2D(Layer):
             self.add_weight("bias", (self.filters,), self.bias_initializer)
 
     def _forward(self, x, training):
-        z, conv_cache = conv2d_forward(x, self._weight("kernel"), self._weight("bias"),
-                                       self.strides, self.padding, self.data_format)
-        y, act_cache = activation_forward(z, self.activation)
+        z, conv_cache = conv2d_forward(x, self._weight("kernel"), None, self.strides,
+                                       self.padding, self.data_format)
+        # the epilogue: bias and activation in one pass where the backend can
+        y, act_cache = bias_activation_forward(z, self._weight("bias"), self.activation,
+                                               self._channel_axis() + 1)
         self._cache = (conv_cache, act_cache)
         return y
 
@@ -92,8 +96,11 @@ class Conv2D(Layer):
         return self._backward_linear(activation_backward(dy, self._cache[1]))
 
     def _backward_linear(self, dz):
-        dx, dw, db = conv2d_backward(dz, self._cache[0], need_dx=self._input_gradient)
-        self._set_gradients([dw, db] if self.use_bias else [dw])
+        dx, dw, _ = conv2d_backward(dz, self._cache[0], need_dx=self._input_gradient)
+        if self.use_bias:
+            self._set_gradients([dw, bias_gradient(dz, self._channel_axis() + 1)])
+        else:
+            self._set_gradients([dw])
         return dx
 
     def get_config(self):

@@ -6,9 +6,11 @@ import numpy as np
 
 from .. import initializers
 from ..backend import to_device
-from ..ops.activations import activation_backward, activation_forward, normalize_activation
+from ..ops.activations import (activation_backward, activation_forward,
+                               bias_activation_forward, normalize_activation)
 from ..ops.dense import dense_backward, dense_forward, flatten_backward, flatten_forward
 from ..ops.dropout import dropout_backward, dropout_forward
+from ..ops.sums import bias_gradient
 from ..shapes import normalize_data_format, normalize_tuple
 from ..utils import global_rng
 from .base import Layer, _format_shape
@@ -52,8 +54,8 @@ class Dense(Layer):
             self.add_weight("bias", (self.units,), self.bias_initializer)
 
     def _forward(self, x, training):
-        z, dense_cache = dense_forward(x, self._weight("kernel"), self._weight("bias"))
-        y, act_cache = activation_forward(z, self.activation)
+        z, dense_cache = dense_forward(x, self._weight("kernel"))
+        y, act_cache = bias_activation_forward(z, self._weight("bias"), self.activation)
         self._cache = (dense_cache, act_cache)
         return y
 
@@ -61,8 +63,8 @@ class Dense(Layer):
         return self._backward_linear(activation_backward(dy, self._cache[1]))
 
     def _backward_linear(self, dz):
-        dx, dw, db = dense_backward(dz, self._cache[0])
-        self._set_gradients([dw, db] if self.use_bias else [dw])
+        dx, dw, _ = dense_backward(dz, self._cache[0])
+        self._set_gradients([dw, bias_gradient(dz)] if self.use_bias else [dw])
         return dx
 
     def get_config(self):

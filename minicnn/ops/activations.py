@@ -10,8 +10,16 @@
 
 softmax acts on the last axis; its backward is the Jacobian-vector product
 ``diag(y) - y y^T`` applied to dy, written without building the Jacobian.
+
+``bias_activation_forward`` is the epilogue of Conv2D and Dense: ``activation(z + b)``.
+On the numba backend, for float32 and linear/relu/tanh, it is one compiled pass
+(``kernels.numba_cpu.bias_activation``) instead of a broadcast add and an activation.
+Its tanh is the rational approximation XLA (and so Keras on JAX) uses, within 3.3e-7
+of the exact value; float64 always uses NumPy's tanh.
 """
-from ..backend import get_array_module
+import numpy as np
+
+from ..backend import get_array_module, numba_kernels
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 
@@ -39,12 +47,54 @@ def softmax(x):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+# what the compiled epilogue knows: the element-wise activations that need one pass
+_KERNEL_KINDS = {"linear": 0, "relu": 1, "tanh": 2}
+
+
+def _epilogue_kernel(x, name):
+    """The compiled epilogue for this array and activation, or None."""
+    fast = numba_kernels(x)
+    if (fast is None or name not in _KERNEL_KINDS or x.dtype != np.float32
+            or not x.flags.c_contiguous):
+        return None
+    return fast
+
+
+def _bias_row(b, size=256):
+    """``b`` repeated to at least ``size`` values: one long row of the bias pattern."""
+    return np.tile(b, -(-size // b.size)) if b.size else b
+
+
+def bias_activation_forward(z, b, name, channel_axis=-1):
+    """``y = activation(z + b)`` with ``b`` (F,) added along ``channel_axis``; ``b`` may
+    be None. ``z`` is the product a layer has just made and may be overwritten.
+    Returns ``(y, cache)`` with the cache of ``activation_forward``."""
+    axis = channel_axis % z.ndim
+    if b is not None and b.shape != (z.shape[axis],):
+        raise ValueError(f"bias_activation: bias of shape {tuple(b.shape)} does not match "
+                         f"{z.shape[axis]} channels on axis {axis} of {tuple(z.shape)}")
+    fast = _epilogue_kernel(z, name)
+    if fast is not None and (b is None or axis == z.ndim - 1):
+        bias = np.empty(0, np.float32) if b is None else _bias_row(b.astype(np.float32))
+        fast.bias_activation(z.reshape(-1), bias, _KERNEL_KINDS[name])
+        # relu keeps its output: y > 0 exactly where z + b > 0
+        return z, (name, None if name == "linear" else z)
+    if b is not None:
+        z = z + b.reshape((-1,) + (1,) * (z.ndim - 1 - axis))
+    return activation_forward(z, name)
+
+
 def activation_forward(x, name):
     """Returns ``(y, cache)``. The cache keeps what the derivative needs:
     the input for relu, the output for the others."""
     xp = get_array_module(x)
     if name == "linear":
         return x, (name, None)
+    fast = _epilogue_kernel(x, name)
+    if fast is not None:
+        y = x.copy()
+        fast.bias_activation(y.reshape(-1), np.empty(0, np.float32), _KERNEL_KINDS[name])
+        return y, (name, y)
     if name == "relu":
         return xp.maximum(x, 0), (name, x)
     if name == "tanh":

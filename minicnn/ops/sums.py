@@ -8,3 +8,12 @@ def column_sums(a):
     conv, dense and batch norm."""
     xp = get_array_module(a)
     return xp.ones(a.shape[0], dtype=a.dtype) @ a
+
+
+def bias_gradient(dz, channel_axis=-1):
+    """dL/db for a bias added along ``channel_axis``: ``dz`` summed over every other axis."""
+    xp = get_array_module(dz)
+    axis = channel_axis % dz.ndim
+    if axis != dz.ndim - 1:
+        dz = xp.moveaxis(dz, axis, -1)
+    return column_sums(dz.reshape(-1, dz.shape[-1]))
