@@ -265,3 +265,15 @@ def bias_activation(z, bias, kind):
             z2[r, t] = _activate(z2[r, t] + bias[t], kind)
     for t in range(n - rows * m):
         z[rows * m + t] = _activate(z[rows * m + t] + bias[t], kind)
+
+
+@njit(cache=True)
+def activation_gradient(dy, saved, kind, dz):
+    """dz = dy * activation'(z) over flat float32 arrays, from what the forward pass
+    kept (``saved`` is relu's or tanh's output): one pass instead of NumPy's three."""
+    for i in range(dy.size):
+        s = saved[i]
+        if kind == RELU:
+            dz[i] = dy[i] if s > 0 else np.float32(0)
+        else:
+            dz[i] = dy[i] * (np.float32(1) - s * s)

@@ -112,6 +112,13 @@ def activation_backward(dy, cache):
     name, saved = cache
     if name == "linear":
         return dy
+    if name in ("relu", "tanh"):
+        fast = _epilogue_kernel(dy, name)
+        if fast is not None and saved.dtype == np.float32 and saved.flags.c_contiguous:
+            dz = np.empty_like(dy)
+            fast.activation_gradient(dy.reshape(-1), saved.reshape(-1), _KERNEL_KINDS[name],
+                                     dz.reshape(-1))
+            return dz
     if name == "relu":
         return dy * (saved > 0)
     if name == "tanh":
