@@ -25,6 +25,25 @@ def median_time(fn, repeats=5, warmup=1):
     return statistics.median(times)
 
 
+def interleaved_medians(fns, repeats=5, warmup=1, repeats_for=None):
+    """Median wall time (seconds) of each callable in ``fns`` (name -> fn), timed in
+    turns (a, b, c, a, b, c, ...) so that a change in the machine's load during the
+    run hits every implementation alike. ``repeats_for`` may lower the count for
+    some (slow) names."""
+    repeats_for = repeats_for or {}
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for r in range(max(repeats_for.get(name, repeats) for name in fns)):
+        for name, fn in fns.items():
+            if r < repeats_for.get(name, repeats):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def gemm_peak(size=2048, repeats=7):
     """float32 GFLOP/s of NumPy's BLAS on a square product: the yardstick for
     'fraction of peak'."""

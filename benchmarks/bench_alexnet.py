@@ -5,7 +5,8 @@ against PyTorch CPU.
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_alexnet.py
 
 Each framework runs in a fresh process, so its peak resident memory (ru_maxrss)
-is its own. Writes benchmarks/results/bench_alexnet.json and .png.
+is its own; the frameworks take turns for ``--rounds`` rounds, and the throughput
+ratio is the median over rounds of the ratio within a round. Writes benchmarks/results/bench_alexnet.json and .png.
 """
 import argparse
 import json
@@ -89,6 +90,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=3, help="timed steps after one warm-up")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="times each framework's worker runs, taking turns")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -108,23 +111,31 @@ def main(argv=None):
     if _common.torch_or_none() is not None:
         frameworks.append("torch")
     results = {"environment": info, "batch_size": args.batch_size, "frameworks": {}}
+    rounds = {name: [] for name in frameworks}
     with _common.MachineLoad() as load:
-        for name in frameworks:
-            r = run_worker(name, args.batch_size, args.steps)
-            steady = statistics.median(r["step_seconds"][1:])
-            r.update(steady_step_seconds=steady, images_per_second=args.batch_size / steady)
-            results["frameworks"][name] = r
-            print(f"{name:<16} step {steady:.2f} s ({r['images_per_second']:.1f} img/s), "
-                  f"first step {r['step_seconds'][0]:.2f} s, peak memory {r['peak_mb']:,.0f} MB",
-                  flush=True)
+        for _ in range(args.rounds):  # frameworks take turns, so load changes hit all alike
+            for name in frameworks:
+                rounds[name].append(run_worker(name, args.batch_size, args.steps))
+    for name, runs in rounds.items():
+        per_round = [statistics.median(r["step_seconds"][1:]) for r in runs]
+        steady = statistics.median(per_round)
+        r = {"rounds": runs, "steady_per_round": per_round, "steady_step_seconds": steady,
+             "images_per_second": args.batch_size / steady,
+             "peak_mb": max(run["peak_mb"] for run in runs)}
+        results["frameworks"][name] = r
+        print(f"{name:<16} step {steady:.2f} s ({r['images_per_second']:.1f} img/s; rounds "
+              f"{', '.join(f'{t:.2f}' for t in per_round)} s), first step "
+              f"{runs[0]['step_seconds'][0]:.2f} s, peak memory {r['peak_mb']:,.0f} MB")
     results["other_processes_cpu_fraction"] = load.other_fraction
     if "torch" in results["frameworks"]:
         ref = results["frameworks"]["torch"]
         for name, r in results["frameworks"].items():
-            r["throughput_over_torch"] = r["images_per_second"] / ref["images_per_second"]
+            ratios = [b / a for a, b in zip(r["steady_per_round"], ref["steady_per_round"])]
+            r["throughput_over_torch_per_round"] = ratios
+            r["throughput_over_torch"] = statistics.median(ratios)
             r["memory_over_torch"] = r["peak_mb"] / ref["peak_mb"]
-            print(f"{name:<16} throughput / PyTorch's {r['throughput_over_torch']:.2f}, "
-                  f"peak memory / PyTorch's {r['memory_over_torch']:.2f}")
+            print(f"{name:<16} throughput / PyTorch's {r['throughput_over_torch']:.2f} (median "
+                  f"over rounds), peak memory / PyTorch's {r['memory_over_torch']:.2f}")
     print(f"other processes used {100 * load.other_fraction:.0f}% of the CPUs meanwhile")
     _common.write_results("bench_alexnet", results)
     names = list(results["frameworks"])

@@ -3,11 +3,12 @@ naive NumPy im2col, measured in the same run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_kernels.py
 
-Prints, per shape, the median milliseconds of forward and forward+backward, the
-effective GFLOP/s (2*N*OH*OW*F*KH*KW*C per pass; forward+backward counts three
-passes: y, dW and dX), the fraction of the float32 GEMM peak this script measures on
-the same machine, and the ratios against PyTorch and the naive baseline. Writes
-benchmarks/results/bench_kernels.json and .png.
+The implementations are timed in turns (one call of each, then again), so a change
+in the machine's load hits all alike. Prints, per shape, the median milliseconds of
+forward and forward+backward, the effective GFLOP/s (2*N*OH*OW*F*KH*KW*C per pass;
+forward+backward counts three passes: y, dW and dX), the fraction of the float32
+GEMM peak this script measures on the same machine, and the ratios against PyTorch
+and the naive baseline. Writes benchmarks/results/bench_kernels.json and .png.
 """
 import argparse
 import os
@@ -156,15 +157,19 @@ def main(argv=None):
             for backward in (False, True):
                 case = {"name": name, "pass": "fwd+bwd" if backward else "fwd", "ms": {}}
                 gflop = flops * (3 if backward else 1) / 1e9
+                fns = {}
                 for impl in impls:
                     if impl == "naive":
-                        fn = lambda: naive_conv(x, wt, b, s, padding, backward)  # noqa: E731
+                        fns[impl] = (lambda backward=backward:
+                                     naive_conv(x, wt, b, s, padding, backward))
                     elif impl == "torch":
-                        fn = torch_conv(torch, x, wt, b, s, padding, backward)
+                        fns[impl] = torch_conv(torch, x, wt, b, s, padding, backward)
                     else:
-                        fn = minicnn_conv(impl.split("-")[1], x, wt, b, s, padding, backward)
-                    reps = max(2, args.repeats // 2) if impl == "naive" else args.repeats
-                    case["ms"][impl] = 1000 * _common.median_time(fn, reps)
+                        fns[impl] = minicnn_conv(impl.split("-")[1], x, wt, b, s, padding,
+                                                 backward)
+                medians = _common.interleaved_medians(
+                    fns, args.repeats, repeats_for={"naive": max(2, args.repeats // 2)})
+                case["ms"] = {impl: 1000 * t for impl, t in medians.items()}
                 case["gflops"] = {i: gflop / (t / 1000) for i, t in case["ms"].items()}
                 case["peak_fraction"] = {i: g / peak for i, g in case["gflops"].items()}
                 results["cases"].append(case)
@@ -172,14 +177,16 @@ def main(argv=None):
             x = rng.standard_normal((n, h, w, c), dtype=np.float32)
             name = f"maxpool {k}/{s} {n}x{h}x{w}x{c}"
             case = {"name": name, "pass": "fwd+bwd", "ms": {}}
+            fns = {}
             for impl in impls:
                 if impl == "naive":
-                    fn = lambda: naive_maxpool(x, k, s, True)  # noqa: E731
+                    fns[impl] = lambda: naive_maxpool(x, k, s, True)  # noqa: E731
                 elif impl == "torch":
-                    fn = torch_pool(torch, x, k, s, True)
+                    fns[impl] = torch_pool(torch, x, k, s, True)
                 else:
-                    fn = minicnn_pool(impl.split("-")[1], x, k, s, True)
-                case["ms"][impl] = 1000 * _common.median_time(fn, args.repeats)
+                    fns[impl] = minicnn_pool(impl.split("-")[1], x, k, s, True)
+            medians = _common.interleaved_medians(fns, args.repeats)
+            case["ms"] = {impl: 1000 * t for impl, t in medians.items()}
             results["cases"].append(case)
     mc.backend.set_backend("numpy")
     results["other_processes_cpu_fraction"] = load.other_fraction

@@ -3,10 +3,13 @@ Adam): every minicnn backend against PyTorch CPU, in the same run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_lenet5.py
 
-Each framework trains ``--epochs`` epochs (default 2); the first epoch includes any
-JIT compilation, so "steady" is the median of the later epochs and "first-epoch
-overhead" is the difference. The JIT warm-up with a warm on-disk cache is measured
-in fresh processes: the time from import to the end of the first training step.
+Each framework trains ``--epochs`` epochs (default 2), taking turns epoch by epoch
+so that a change in the machine's load hits all alike; the first epoch includes any
+JIT compilation, so "steady" is the median of the later epochs, "first-epoch
+overhead" is the difference, and the ratio to PyTorch is the median over the later
+rounds of (epoch time / PyTorch's epoch time in the same round). The JIT warm-up
+with a warm on-disk cache is measured in fresh processes: the time from import to
+the end of the first training step.
 Writes benchmarks/results/bench_lenet5.json and .png.
 """
 import argparse
@@ -26,22 +29,21 @@ from lenet5 import lenet5, load_data  # noqa: E402
 import minicnn as mc  # noqa: E402
 
 
-def epochs_minicnn(backend, x, y, epochs, batch_size):
+def minicnn_trainer(backend, x, y, batch_size):
+    """A LeNet-5 on ``backend``; each call of the returned function trains one epoch."""
     mc.backend.set_backend(backend)
     mc.utils.set_random_seed(0)
     model = lenet5()
     model.compile(optimizer=mc.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
+
+    def epoch():
+        mc.backend.set_backend(backend)
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, seed=0)
-        times.append(time.perf_counter() - start)
-    mc.backend.set_backend("numpy")
-    return times
+    return epoch
 
 
-def epochs_torch(torch, x, y, epochs, batch_size):
+def torch_trainer(torch, x, y, batch_size):
     nn = torch.nn
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -53,9 +55,8 @@ def epochs_torch(torch, x, y, epochs, batch_size):
     xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())
     yt = torch.from_numpy(y.astype(np.int64))
     generator = torch.Generator().manual_seed(0)
-    times = []
-    for _ in range(epochs):
-        start = time.perf_counter()
+
+    def epoch():
         order = torch.randperm(len(xt), generator=generator)
         for i in range(0, len(xt), batch_size):
             idx = order[i:i + batch_size]
@@ -63,7 +64,19 @@ def epochs_torch(torch, x, y, epochs, batch_size):
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             optimizer.step()
-        times.append(time.perf_counter() - start)
+    return epoch
+
+
+def interleaved_epochs(trainers, epochs):
+    """Epoch times per framework, taking turns epoch by epoch (A, B, A, B, ...), so a
+    change in the machine's load hits every framework alike."""
+    times = {name: [] for name in trainers}
+    for _ in range(epochs):
+        for name, epoch in trainers.items():
+            start = time.perf_counter()
+            epoch()
+            times[name].append(time.perf_counter() - start)
+    mc.backend.set_backend("numpy")
     return times
 
 
@@ -104,13 +117,13 @@ def main(argv=None):
     print(f"training images: {len(x)}")
     results = {"environment": info, "images": len(x), "batch_size": args.batch_size,
                "frameworks": {}}
-    runs = {f"minicnn-{b}": (lambda b=b: epochs_minicnn(b, x, y, args.epochs, args.batch_size))
-            for b in (args.backends or mc.backend.available())}
+    trainers = {f"minicnn-{b}": minicnn_trainer(b, x, y, args.batch_size)
+                for b in (args.backends or mc.backend.available())}
     if torch:
-        runs["torch"] = lambda: epochs_torch(torch, x, y, args.epochs, args.batch_size)
+        trainers["torch"] = torch_trainer(torch, x, y, args.batch_size)
     with _common.MachineLoad() as load:
-        for name, run in runs.items():
-            times = run()
+        all_times = interleaved_epochs(trainers, args.epochs)
+        for name, times in all_times.items():
             steady = statistics.median(times[1:]) if len(times) > 1 else times[0]
             results["frameworks"][name] = {"epoch_seconds": times, "steady": steady,
                                            "first_epoch_overhead": times[0] - steady,
@@ -125,10 +138,16 @@ def main(argv=None):
                   f"{', '.join(f'{t:.2f}s' for t in warm)} (the later runs use the warm cache)")
     results["other_processes_cpu_fraction"] = load.other_fraction
     if torch:
-        ref = results["frameworks"]["torch"]["steady"]
+        ref = results["frameworks"]["torch"]
         for name, r in results["frameworks"].items():
-            r["time_over_torch"] = r["steady"] / ref
-            print(f"{name:<16} epoch time / PyTorch's: {r['time_over_torch']:.2f}")
+            # per round, this framework's epoch over PyTorch's epoch of the same round
+            pairs = list(zip(r["epoch_seconds"], ref["epoch_seconds"]))[1:] or \
+                list(zip(r["epoch_seconds"], ref["epoch_seconds"]))
+            r["time_over_torch_per_round"] = [a / b for a, b in pairs]
+            r["time_over_torch"] = statistics.median(r["time_over_torch_per_round"])
+            print(f"{name:<16} epoch time / PyTorch's (median over rounds): "
+                  f"{r['time_over_torch']:.2f}  (rounds: "
+                  f"{', '.join(f'{v:.2f}' for v in r['time_over_torch_per_round'])})")
     print(f"other processes used {100 * load.other_fraction:.0f}% of the CPUs meanwhile")
     _common.write_results("bench_lenet5", results)
     names = list(results["frameworks"])
