@@ -80,7 +80,7 @@ def bias_activation_forward(z, b, name, channel_axis=-1):
         # relu keeps its output: y > 0 exactly where z + b > 0
         return z, (name, None if name == "linear" else z)
     if b is not None:
-        z = z + b.reshape((-1,) + (1,) * (z.ndim - 1 - axis))
+        z += b.reshape((-1,) + (1,) * (z.ndim - 1 - axis))
     return activation_forward(z, name)
 
 
