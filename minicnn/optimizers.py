@@ -25,7 +25,7 @@ import numbers
 
 import numpy as np
 
-from .backend import get_array_module, to_device, to_host
+from .backend import get_array_module, numba_kernels, to_device, to_host
 
 
 def _check_number(owner, name, value, low=None, high=None, low_open=False):
@@ -151,9 +151,17 @@ class Adam(Optimizer):
         xp = get_array_module(w)
         m, v = self._slots["m"][i], self._slots["v"][i]
         t = self.iterations
+        alpha = self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
+        fast = numba_kernels(w, g, m, v)
+        if (fast is not None and w.dtype == g.dtype == m.dtype == v.dtype == np.float32
+                and all(a.flags.c_contiguous for a in (w, g, m, v))):
+            f32 = np.float32
+            fast.adam_update(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                             f32(1 - self.beta_1), f32(1 - self.beta_2), f32(alpha),
+                             f32(self.epsilon))
+            return
         m += (1 - self.beta_1) * (g - m)
         v += (1 - self.beta_2) * (g * g - v)
-        alpha = self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
         w -= alpha * m / (xp.sqrt(v) + self.epsilon)
 
     def get_config(self):

@@ -273,3 +273,24 @@ def test_float32_layers_agree_across_backends(make_layer, shape):
     for a, e in zip(out["numba"], out["numpy"]):
         assert a.dtype == np.float32
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=2e-6)
+
+
+@needs_numba
+def test_adam_step_is_bitwise_the_same_on_numba():
+    rng = np.random.default_rng(5)
+    shapes = [(5, 5, 1, 6), (6,), (400, 120)]
+    start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[(rng.standard_normal(s) * 10.0 ** rng.integers(-8, 2)).astype(np.float32)
+              for s in shapes] for _ in range(4)]
+    results = {}
+    for backend in ("numpy", "numba"):
+        mc.backend.set_backend(backend)
+        weights = [w.copy() for w in start]
+        opt = mc.optimizers.Adam(3e-3)
+        for step in grads:
+            opt.apply(step, weights)
+        results[backend] = weights + opt.get_state()["m"] + opt.get_state()["v"]
+    mc.backend.set_backend("numpy")
+    for a, b in zip(results["numba"], results["numpy"]):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)

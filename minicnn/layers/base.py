@@ -215,6 +215,8 @@ class Layer:
     def _check_built_shape(self, sample):
         """Sizes fixed by the weights (channels, features) must not change, nor the
         rank, unless the layer works on any rank (Dense acts on the last axis)."""
+        if sample == self.input_shape:
+            return
         expected = _format_shape((None,) + self.input_shape)
         if self.fixed_rank and len(sample) != len(self.input_shape):
             raise self._error(ValueError, f"expected input shape {expected}, received "
