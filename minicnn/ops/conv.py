@@ -107,7 +107,8 @@ def conv2d_backward(dy, cache, need_dx=True):
             parts.append(col2im(dcol, x[part].shape, (kh, kw), strides, pads))
     dx = (parts[0] if len(parts) == 1 else xp.concatenate(parts)) if need_dx else None
     db = column_sums(dy.reshape(-1, f)) if has_bias else None
-    return (from_channels_last(dx, data_format) if need_dx else None), dw.reshape(w.shape), db
+    dw = xp.ascontiguousarray(dw).reshape(w.shape)  # small; contiguous for the optimizer
+    return (from_channels_last(dx, data_format) if need_dx else None), dw, db
 
 
 def conv2d_output_shape(in_hw, kernel_size, strides, padding):
