@@ -25,19 +25,33 @@ def median_time(fn, repeats=5, warmup=1):
     return statistics.median(times)
 
 
+# After a call, OpenBLAS's and OpenMP's worker threads keep spinning for a while
+# (OpenBLAS up to ~0.1 s) before they sleep; a different library called in that
+# window shares the cores with them. Measured here: PyTorch's 3x3 convolution took
+# 146 ms right after a minicnn call and 85 ms after this pause.
+SETTLE_SECONDS = 0.3
+
+
+def settle():
+    """Let the previous library's worker threads go to sleep before timing another."""
+    time.sleep(SETTLE_SECONDS)
+
+
 def interleaved_medians(fns, repeats=5, warmup=1, repeats_for=None):
     """Median wall time (seconds) of each callable in ``fns`` (name -> fn), timed in
     turns (a, b, c, a, b, c, ...) so that a change in the machine's load during the
-    run hits every implementation alike. ``repeats_for`` may lower the count for
-    some (slow) names."""
+    run hits every implementation alike, with a pause (``settle``) before each call.
+    ``repeats_for`` may lower the count for some (slow) names."""
     repeats_for = repeats_for or {}
     for fn in fns.values():
         for _ in range(warmup):
+            settle()
             fn()
     times = {name: [] for name in fns}
     for r in range(max(repeats_for.get(name, repeats) for name in fns)):
         for name, fn in fns.items():
             if r < repeats_for.get(name, repeats):
+                settle()
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)

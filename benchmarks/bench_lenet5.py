@@ -73,6 +73,7 @@ def interleaved_epochs(trainers, epochs):
     times = {name: [] for name in trainers}
     for _ in range(epochs):
         for name, epoch in trainers.items():
+            _common.settle()  # the other library's threads stop spinning first
             start = time.perf_counter()
             epoch()
             times[name].append(time.perf_counter() - start)
