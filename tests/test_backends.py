@@ -172,6 +172,20 @@ def test_pooling_propagates_nan_the_same_way_on_numba(cls):
     assert np.isnan(cls(3, 2, "same").forward(x)).sum() >= 2
 
 
+@needs_numba
+@pytest.mark.parametrize("cls, value", [(MaxPooling2D, -np.inf), (MinPooling2D, np.inf)])
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_pooling_over_windows_of_infinities_routes_gradients_like_numpy(cls, value, padding):
+    """Windows whose real cells all equal the padding value: the gradient goes where
+    NumPy's argmax sends it (the window's first cell, dropped if that is padding),
+    never to a pixel outside the window."""
+    x = np.random.default_rng(1).standard_normal((2, 5, 5, 2))
+    x[0] = value
+    x[1, :3, :3, 1] = value
+    assert_same_on_numba(lambda: cls(2, 2, padding), x)
+    assert_same_on_numba(lambda: cls(3, 2, padding), x)
+
+
 def test_works_on_numpy_alone_when_numba_cannot_import(tmp_path):
     """numba installed but broken: minicnn still trains, on numpy, and says so once."""
     import os

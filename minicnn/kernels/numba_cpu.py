@@ -103,9 +103,11 @@ def col2im(dcol, sh, sw, top, left, dx):
 @njit(parallel=True, cache=True)
 def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
     """Max (take_max) or min of each window's real cells; ``winner`` keeps where in
-    the image the first extreme cell is, as the pixel number r*w + q (strict
-    comparison keeps the first of equal values, Keras's tie rule; a NaN wins, as in
-    NumPy and Keras). Storing the pixel, not the window offset, spares the backward
+    the image the first extreme cell is, as the pixel number r*w + q, or -1 for a
+    padding cell. Strict comparison keeps the first of equal values (Keras's tie
+    rule) and a NaN wins, as in NumPy and Keras; padding counts as -inf (+inf for
+    min) and comes first where the window starts on it, exactly like the im2col
+    path's argmax. Storing the pixel, not the window offset, spares the backward
     pass a division per value."""
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
@@ -113,34 +115,35 @@ def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
         s = ni // oh
         i = ni % oh
         for j in range(ow):
-            out, won = y[s, i, j], winner[s, i, j]  # row views (see im2col)
+            r0, q0 = i * sh - top, j * sw - left
+            first = np.int32(r0 * w + q0 if r0 >= 0 and q0 >= 0 else -1)
             for ch in range(c):
-                out[ch] = -np.inf if take_max else np.inf
-                won[ch] = 0
+                y[s, i, j, ch] = -np.inf if take_max else np.inf
+                winner[s, i, j, ch] = first
             for a in range(kh):
-                r = i * sh + a - top
+                r = r0 + a
                 if r < 0 or r >= h:
                     continue
                 for b in range(kw):
-                    q = j * sw + b - left
+                    q = q0 + b
                     if q < 0 or q >= w:
                         continue
-                    cell = x[s, r, q]
                     code = np.int32(r * w + q)
                     for ch in range(c):
-                        v = cell[ch]
-                        best = out[ch]
+                        v = x[s, r, q, ch]
+                        best = y[s, i, j, ch]
                         # the first NaN wins and stays, as with NumPy's argmax/argmin;
-                        # bitwise | and & and unconditional stores keep the loop branch-free
-                        # (vectorised)
+                        # bitwise | and & and unconditional stores keep the loop
+                        # branch-free, so it is vectorised
                         wins = ((v > best) if take_max else (v < best)) | ((v != v) & (best == best))
-                        out[ch] = v if wins else best
-                        won[ch] = code if wins else won[ch]
+                        y[s, i, j, ch] = v if wins else best
+                        winner[s, i, j, ch] = code if wins else winner[s, i, j, ch]
 
 
 @njit(parallel=True, cache=True)
 def extreme_pool_backward(dy, winner, dx):
-    """Each window's dy goes to its winning pixel; overlapping windows add up."""
+    """Each window's dy goes to its winning pixel (none for a padding cell);
+    overlapping windows add up."""
     n, oh, ow, c = dy.shape
     _, h, w, _ = dx.shape
     for s in prange(n):
@@ -148,9 +151,10 @@ def extreme_pool_backward(dy, winner, dx):
         image = dx[s].reshape(h * w, c)
         for i in range(oh):
             for j in range(ow):
-                grad, won = dy[s, i, j], winner[s, i, j]  # row views (see im2col)
                 for ch in range(c):
-                    image[won[ch], ch] += grad[ch]
+                    k = winner[s, i, j, ch]
+                    if k >= 0:
+                        image[k, ch] += dy[s, i, j, ch]
 
 
 @njit(parallel=True, cache=True)
@@ -164,17 +168,17 @@ def avg_pool_forward(x, kh, kw, sh, sw, top, left, y):
         r0, r1 = max(i * sh - top, 0), min(i * sh - top + kh, h)
         for j in range(ow):
             q0, q1 = max(j * sw - left, 0), min(j * sw - left + kw, w)
-            out = y[s, i, j]  # row views (see im2col)
+            # plain indexing: a window cell is only c values, too few to pay for a
+            # row view (measured slower here for LeNet's 6 channels)
             for ch in range(c):
-                out[ch] = 0
+                y[s, i, j, ch] = 0
             for r in range(r0, r1):
                 for q in range(q0, q1):
-                    cell = x[s, r, q]
                     for ch in range(c):
-                        out[ch] += cell[ch]
+                        y[s, i, j, ch] += x[s, r, q, ch]
             scale = 1.0 / ((r1 - r0) * (q1 - q0))
             for ch in range(c):
-                out[ch] *= scale
+                y[s, i, j, ch] *= scale
 
 
 @njit(parallel=True, cache=True)
@@ -189,12 +193,10 @@ def avg_pool_backward(dy, kh, kw, sh, sw, top, left, dx):
             for j in range(ow):
                 q0, q1 = max(j * sw - left, 0), min(j * sw - left + kw, w)
                 scale = 1.0 / ((r1 - r0) * (q1 - q0))
-                grad = dy[s, i, j]  # row views (see im2col)
                 for r in range(r0, r1):
                     for q in range(q0, q1):
-                        cell = dx[s, r, q]
                         for ch in range(c):
-                            cell[ch] += grad[ch] * scale
+                            dx[s, r, q, ch] += dy[s, i, j, ch] * scale
 
 
 
