@@ -11,7 +11,17 @@ parity tests check it); what changes is how:
   run over images n, each of which owns its own slice of dx (a prange over output
   positions would race on the shared pixels);
 - max/min pooling remembers which pixel won (one int32 per output)
-  instead of building a one-hot mask over whole windows.
+  instead of building a one-hot mask over whole windows;
+- inner loops are written so LLVM vectorises them: long contiguous copies go
+  through 1-D row views indexed from 0 (numba adds a wrap-around test to any index
+  it cannot prove non-negative), selects are branch-free, and the element-wise
+  kernels work in place or on distinct arrays (a possible overlap keeps a loop
+  scalar).
+
+The last kernels are element-wise passes over float32 arrays that replace several
+NumPy passes each: the bias + activation epilogue of Conv2D and Dense, the
+relu/tanh gradient, and Adam's update. Where they round differently from NumPy
+(only tanh, an approximation within 3.3e-7) their docstrings say so.
 
 All kernels are module-level ``@njit(cache=True)`` functions on plain arrays and
 ints; they compile once per dtype (float32, float64) and are cached on disk.
