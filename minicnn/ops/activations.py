@@ -75,7 +75,7 @@ def bias_activation_forward(z, b, name, channel_axis=-1):
                          f"{z.shape[axis]} channels on axis {axis} of {tuple(z.shape)}")
     fast = _epilogue_kernel(z, name)
     if fast is not None and (b is None or axis == z.ndim - 1):
-        bias = np.empty(0, np.float32) if b is None else _bias_row(b.astype(np.float32))
+        bias = np.empty(0, np.float32) if b is None else _bias_row(b.astype(np.float32, copy=False))
         fast.bias_activation(z.reshape(-1), bias, _KERNEL_KINDS[name])
         # relu keeps its output: y > 0 exactly where z + b > 0
         return z, (name, None if name == "linear" else z)

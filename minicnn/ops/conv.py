@@ -20,8 +20,9 @@ windows overlap and dropping what falls on padding.
 from .. import backend
 from ..backend import get_array_module
 from ..shapes import normalize_data_format, normalize_padding, resolve_padding
+from .activations import bias_activation_forward
 from .im2col import col2im, im2col
-from .sums import column_sums
+from .sums import bias_gradient
 
 # Backward needs the im2col matrix again. Up to this size it is kept from the
 # forward pass; above it, backward rebuilds it from x (the matrix is KH*KW/(SH*SW)
@@ -74,8 +75,8 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
             part = slice(start, start + chunk)
             col = im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
             y[part] = (col @ w2).reshape(-1, oh, ow, f)
-    if b is not None:
-        y += b
+    if b is not None:  # the same bias add as the layers' epilogue
+        y, _ = bias_activation_forward(y, b, "linear")
     kept = col if chunk >= n and col.nbytes <= KEEP_COLUMNS_UP_TO_BYTES else None
     cache = (x, kept, w, b is not None, strides, pads, (oh, ow), data_format, chunk)
     return from_channels_last(y, data_format), cache
@@ -106,7 +107,7 @@ def conv2d_backward(dy, cache, need_dx=True):
             dcol = (dy2 @ w2.T).reshape(-1, oh, ow, kh, kw, c)
             parts.append(col2im(dcol, x[part].shape, (kh, kw), strides, pads))
     dx = (parts[0] if len(parts) == 1 else xp.concatenate(parts)) if need_dx else None
-    db = column_sums(dy.reshape(-1, f)) if has_bias else None
+    db = bias_gradient(dy) if has_bias else None
     dw = xp.ascontiguousarray(dw).reshape(w.shape)  # small; contiguous for the optimizer
     return (from_channels_last(dx, data_format) if need_dx else None), dw, db
 

@@ -5,7 +5,8 @@ Backward, flattening the leading axes into rows:
 
     dx = dy @ W.T        dW = x.T @ dy   (summed over the batch)    db = sum(dy)
 """
-from .sums import column_sums
+from .activations import bias_activation_forward
+from .sums import bias_gradient
 
 
 def dense_forward(x, w, b=None):
@@ -14,8 +15,8 @@ def dense_forward(x, w, b=None):
         raise ValueError(f"dense: kernel expects {w.shape[0]} input features, input has "
                          f"{x.shape[-1]}. Received: x.shape={x.shape}, w.shape={w.shape}")
     y = x @ w
-    if b is not None:
-        y += b
+    if b is not None:  # the same bias add as the layers' epilogue
+        y, _ = bias_activation_forward(y, b, "linear")
     return y, (x, w, b is not None)
 
 
@@ -25,7 +26,7 @@ def dense_backward(dy, cache):
     units = w.shape[1]
     dy2 = dy.reshape(-1, units)
     dw = x.reshape(-1, w.shape[0]).T @ dy2
-    db = column_sums(dy2) if has_bias else None
+    db = bias_gradient(dy2) if has_bias else None
     dx = dy @ w.T
     return dx, dw, db
 

@@ -79,10 +79,10 @@ def _array_forward(x, mode, window, strides, pads, out_hw):
 
 
 def _compiled_forward(fast, x, mode, window, strides, pads, out_hw):
-    """The numba kernels: no im2col matrix, and a window-offset index per output
-    instead of a one-hot mask. The index is int32, the width of the float32 values
-    it is chosen beside: with uint8 the compiled loop was not vectorised (7x slower
-    for 2x2 windows)."""
+    """The numba kernels: no im2col matrix, and per output the pixel number of the
+    winning cell (-1 for padding) instead of a one-hot mask. It is int32, the width of
+    the float32 values it is chosen beside: a uint8 index kept the compiled loop from
+    being vectorised (7x slower for 2x2 windows)."""
     n, _, _, c = x.shape
     (kh, kw), (oh, ow), top, left = window, out_hw, pads[0][0], pads[1][0]
     y = np.empty((n, oh, ow, c), dtype=x.dtype)
