@@ -7,12 +7,16 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
-    package_data={"minicnn.datasets": ["data/fashion-mnist-subset/*"]},
+    package_data={"minicnn.datasets": ["data/fashion-mnist-subset/*"],
+                  "minicnn.kernels.cuda": ["*.cu", "*.cuh", "*.h"]},
     python_requires=">=3.10",
     install_requires=["numpy>=1.23", "numba>=0.58", "tqdm>=4.60"],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "scipy>=1.9", "pillow>=9"],
-        "gpu": ["cupy-cuda12x>=13"],
+        # CuPy for the cupy backend: the wheel that matches the NVIDIA driver's CUDA
+        # version (nvidia-smi shows it); minicnn.backend.cupy_install_hint() says which
+        "cuda12": ["cupy-cuda12x>=13"],
+        "cuda13": ["cupy-cuda13x>=14"],
         "keras": ["keras>=3", "jax[cpu]>=0.4.30"],
         "plot": ["matplotlib>=3.5"],
         "images": ["pillow>=9"],

@@ -8,10 +8,16 @@ A *backend* is a name (``"numpy"``, ``"numba"``, ``"cupy"``) that decides where
 layers keep their weights and which specialised kernels they call: ``numpy`` runs
 the array code of ``minicnn.ops`` as written, ``numba`` swaps in the compiled CPU
 loops of ``minicnn.kernels.numba_cpu`` where they pay, ``cupy`` runs the same array
-code on a CUDA GPU.
+code on a CUDA GPU with the CUDA kernels of ``minicnn.kernels.cuda``.
+
+``kernels_for(*arrays)`` is the one dispatch point: an op hands it its arrays and
+gets the kernel set that serves them (numba's for host arrays on the numba backend,
+CUDA's for device arrays) or None (use the array code).
 """
+import ctypes
 import functools
 import importlib.util
+import sys
 
 import numpy
 
@@ -30,7 +36,12 @@ _NAME_COUNTS = {}
 # 25-35% faster than one large matrix on the 3x3 and 5x5 AlexNet-sized layers), and a
 # bound on memory for any batch size.
 DEFAULT_IM2COL_BUDGET = 16 * 2**20
-_IM2COL_BUDGET = DEFAULT_IM2COL_BUDGET
+# On a GPU the products want to be large (a cuBLAS call on a few images leaves most
+# of the device idle) and there is no cache to fit, only memory: 256 MiB holds a whole
+# batch of 128 for AlexNet's 3x3 layers and splits its 11x11 and 5x5 layers in two to
+# four, leaving room for the rest of a step on an 8 GiB card.
+DEFAULT_DEVICE_IM2COL_BUDGET = 256 * 2**20
+_IM2COL_BUDGET = None  # None: the default of the place the arrays live in
 
 
 # ----------------------------------------------------------------------------
@@ -78,20 +89,27 @@ def set_check_numerics(flag):
 # ----------------------------------------------------------------------------
 # memory: how large one im2col matrix may grow
 # ----------------------------------------------------------------------------
-def im2col_budget():
-    """Bytes one im2col matrix may take (default 16 MiB); larger batches are
-    convolved in chunks of images."""
-    return _IM2COL_BUDGET
+def im2col_budget(*arrays):
+    """Bytes one im2col matrix may take for ``arrays`` (by default 16 MiB for host
+    arrays, 256 MiB for device arrays, or what ``set_im2col_budget`` set); larger
+    batches are convolved in chunks of images."""
+    if _IM2COL_BUDGET is not None:
+        return _IM2COL_BUDGET
+    on_device = any(_is_cupy_array(a) for a in arrays) if arrays else _BACKEND == "cupy"
+    return DEFAULT_DEVICE_IM2COL_BUDGET if on_device else DEFAULT_IM2COL_BUDGET
 
 
 def set_im2col_budget(num_bytes):
-    """Cap the im2col matrix at ``num_bytes``; at least one image is always done at once."""
+    """Cap the im2col matrix at ``num_bytes`` on every backend (at least one image is
+    always done at once); ``None`` restores the defaults (16 MiB on the CPU, 256 MiB
+    on a GPU)."""
     global _IM2COL_BUDGET
-    if isinstance(num_bytes, bool) or not isinstance(num_bytes, (int, numpy.integer)) \
-            or num_bytes <= 0:
-        raise ValueError(f"set_im2col_budget: expected a positive number of bytes. "
-                         f"Received: {num_bytes!r}")
-    _IM2COL_BUDGET = int(num_bytes)
+    if num_bytes is not None and (isinstance(num_bytes, bool)
+                                  or not isinstance(num_bytes, (int, numpy.integer))
+                                  or num_bytes <= 0):
+        raise ValueError(f"set_im2col_budget: expected a positive number of bytes (or None "
+                         f"for the defaults). Received: {num_bytes!r}")
+    _IM2COL_BUDGET = None if num_bytes is None else int(num_bytes)
 
 
 # ----------------------------------------------------------------------------
@@ -113,7 +131,9 @@ def clear_session():
 # array modules
 # ----------------------------------------------------------------------------
 def _is_cupy_array(a):
-    return type(a).__module__.split(".")[0] == "cupy"
+    # no CuPy imported: no CuPy arrays exist (and importing it here would be slow)
+    ndarray = getattr(sys.modules.get("cupy"), "ndarray", None)
+    return ndarray is not None and isinstance(a, ndarray)
 
 
 def get_array_module(*arrays):
@@ -158,26 +178,64 @@ def to_device(a, dtype=None):
     """``a`` as an array of the current backend's module, optionally cast."""
     mod = xp()
     if mod is numpy:
-        return numpy.asarray(a, dtype=dtype)
-    return mod.asarray(to_host(a) if not _is_cupy_array(a) else a, dtype=dtype)
+        return numpy.asarray(to_host(a) if _is_cupy_array(a) else a, dtype=dtype)
+    return mod.asarray(a if _is_cupy_array(a) else numpy.asarray(a), dtype=dtype)
+
+
+def on_current_backend(a):
+    """Whether array ``a`` lives where the current backend computes (host or device)."""
+    return _is_cupy_array(a) == (_BACKEND == "cupy")
+
+
+def is_out_of_memory(exc):
+    """Whether ``exc`` is CuPy's out-of-memory error (allocation or cuBLAS workspace)."""
+    cupy = sys.modules.get("cupy")
+    if cupy is None:
+        return False
+    oom = getattr(getattr(getattr(cupy, "cuda", None), "memory", None), "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "ALLOC_FAILED" in str(exc)
 
 
 # ----------------------------------------------------------------------------
 # backend registry
 # ----------------------------------------------------------------------------
+def _driver_cuda_version():
+    """The CUDA version the NVIDIA driver supports, e.g. (13, 0), or None without one."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+        version = ctypes.c_int()
+        if lib.cuDriverGetVersion(ctypes.byref(version)) != 0:
+            return None
+        return version.value // 1000, version.value % 1000 // 10
+    except (OSError, AttributeError):
+        return None
+
+
+def cupy_install_hint():
+    """The pip command that installs the CuPy wheel matching this machine's driver."""
+    driver = _driver_cuda_version()
+    if driver is None:
+        return ("no NVIDIA driver was found on this machine; with one, install the extra "
+                "that matches its CUDA version: pip install 'minicnn[cuda12]' or "
+                "'minicnn[cuda13]'")
+    extra = "cuda13" if driver[0] >= 13 else "cuda12"
+    return f"the driver supports CUDA {driver[0]}.{driver[1]}: pip install 'minicnn[{extra}]'"
+
+
 def _cupy_problem():
     """None when CuPy can run here, else a sentence saying what is missing."""
     try:
         import cupy
     except Exception as exc:  # ImportError, or a broken CUDA install
-        return f"CuPy is not installed or does not import ({exc.__class__.__name__}: {exc}); " \
-               "install minicnn[gpu]"
+        return (f"CuPy is not installed or does not import ({exc.__class__.__name__}: {exc}); "
+                f"{cupy_install_hint()}")
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:
-        return f"CuPy imports but no CUDA device can be used ({exc})"
+        return (f"CuPy imports but no CUDA device can be used ({exc.__class__.__name__}: "
+                f"{exc}); check the NVIDIA driver (nvidia-smi) and CUDA_VISIBLE_DEVICES")
     if count < 1:
-        return "CuPy imports but no CUDA device is present"
+        return "CuPy imports but no CUDA device is present (CUDA_VISIBLE_DEVICES may hide them)"
     return None
 
 
@@ -205,13 +263,25 @@ def default_backend():
     return "numba" if _numba_problem() is None else "numpy"
 
 
-def numba_kernels(*arrays):
-    """The compiled CPU kernels (``minicnn.kernels.numba_cpu``) when the numba backend
-    is active and every array is a NumPy array; None means: use the array code."""
-    if get_backend() != "numba" or not all(isinstance(a, numpy.ndarray) for a in arrays):
-        return None
-    from .kernels import numba_cpu
-    return numba_cpu
+def kernels_for(*arrays):
+    """The kernel set that serves ``arrays``, the one dispatch point of the ops:
+
+    - host (NumPy) arrays on the numba backend: ``minicnn.kernels.numba_cpu``;
+    - device (CuPy) arrays of float32/float64: ``minicnn.kernels.cuda``;
+    - anything else: None, meaning "run the array code of minicnn.ops as written".
+
+    Both sets have the same functions with the same arguments, so an op calls
+    whichever it gets without asking which it is."""
+    if isinstance(arrays[0], numpy.ndarray):
+        if get_backend() != "numba" or not all(isinstance(a, numpy.ndarray) for a in arrays):
+            return None
+        from .kernels import numba_cpu
+        return numba_cpu
+    if all(_is_cupy_array(a) for a in arrays):
+        from .kernels import cuda
+        if all(a.dtype in cuda.DTYPES for a in arrays):
+            return cuda
+    return None
 
 
 def get_backend():

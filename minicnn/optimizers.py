@@ -25,7 +25,7 @@ import numbers
 
 import numpy as np
 
-from .backend import get_array_module, numba_kernels, to_device, to_host
+from .backend import get_array_module, kernels_for, to_device, to_host
 
 
 def _check_number(owner, name, value, low=None, high=None, low_open=False):
@@ -54,6 +54,12 @@ class Optimizer:
             self._slots = {name: [get_array_module(v).zeros_like(v) for v in variables]
                            for name in self.slot_names}
             return
+        first = next((a for arrays in self._slots.values() for a in arrays), None)
+        if first is not None and variables and \
+                get_array_module(first) is not get_array_module(variables[0]):
+            # the model moved to another backend (host <-> device): the slots follow
+            self._slots = {name: [to_device(to_host(a)) for a in arrays]
+                           for name, arrays in self._slots.items()}
         count = len(next(iter(self._slots.values()))) if self._slots else len(variables)
         if count != len(variables):
             raise ValueError(f"{type(self).__name__}: this optimizer was used with {count} "
@@ -152,13 +158,13 @@ class Adam(Optimizer):
         m, v = self._slots["m"][i], self._slots["v"][i]
         t = self.iterations
         alpha = self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
-        fast = numba_kernels(w, g, m, v)
-        if (fast is not None and w.dtype == g.dtype == m.dtype == v.dtype == np.float32
+        fast = kernels_for(w, g, m, v)
+        if (fast is not None and w.dtype in fast.ADAM_DTYPES
+                and w.dtype == g.dtype == m.dtype == v.dtype
                 and all(a.flags.c_contiguous for a in (w, g, m, v))):
-            f32 = np.float32
+            t = w.dtype.type  # the update's scalars in the weights' own precision
             fast.adam_update(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                             f32(1 - self.beta_1), f32(1 - self.beta_2), f32(alpha),
-                             f32(self.epsilon))
+                             t(1 - self.beta_1), t(1 - self.beta_2), t(alpha), t(self.epsilon))
             return
         m += (1 - self.beta_1) * (g - m)
         v += (1 - self.beta_2) * (g * g - v)

@@ -11,7 +11,7 @@ def _fresh_state():
     mc.backend.set_backend(mc.backend.default_backend())
     mc.backend.set_floatx("float32")
     mc.backend.set_check_numerics(False)
-    mc.backend.set_im2col_budget(mc.backend.DEFAULT_IM2COL_BUDGET)
+    mc.backend.set_im2col_budget(None)
     mc.backend.clear_session()
     yield
     mc.backend.set_floatx("float32")

@@ -150,7 +150,7 @@ def test_im2col_in_chunks_gives_the_same_result(backend, budget):
     try:
         actual = run(backend, make, x, 2)
     finally:
-        mc.backend.set_im2col_budget(mc.backend.DEFAULT_IM2COL_BUDGET)
+        mc.backend.set_im2col_budget(None)
     for a, e in zip(actual, expected):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 

@@ -861,7 +861,7 @@ def test_set_backend_unknown(name):
 def test_set_backend_cupy_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail
     with pytest.raises(RuntimeError, match=msg("set_backend('cupy')", "CuPy is not installed",
-                                               "minicnn[gpu]")):
+                                               "pip install 'minicnn[cuda1")):
         backend.set_backend("cupy")
     assert backend.get_backend() == backend.default_backend()
     assert "cupy" not in backend.available()

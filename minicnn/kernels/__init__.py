@@ -1,5 +1,11 @@
-"""Specialised kernels, one module per backend; nothing else imports numba or cupy.
+"""Specialised kernels, one module per kind of device; nothing else imports numba,
+and nothing else launches CUDA code.
 
-``numba_cpu``: compiled CPU loops for im2col, col2im and pooling, used by
-``minicnn.ops`` when the ``numba`` backend is active.
+``numba_cpu``: compiled CPU loops, used by ``minicnn.ops`` on the ``numba`` backend.
+``cuda``: CUDA kernels (``.cu`` sources) launched through CuPy on the ``cupy`` backend.
+
+Both expose the same functions with the same arguments (im2col, col2im, the
+poolings, the bias + activation epilogue, the activation gradient, Adam), so an op
+asks ``backend.kernels_for(array)`` for the set that serves its arrays and calls it
+without knowing which one it got.
 """

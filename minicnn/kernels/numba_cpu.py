@@ -151,9 +151,10 @@ def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
 
 
 @njit(parallel=True, cache=True)
-def extreme_pool_backward(dy, winner, dx):
+def extreme_pool_backward(dy, winner, kh, kw, sh, sw, top, left, dx):
     """Each window's dy goes to its winning pixel (none for a padding cell);
-    overlapping windows add up."""
+    overlapping windows add up. (The window arguments are those of the CUDA kernel,
+    which gathers per pixel; scattering from the winners does not need them.)"""
     n, oh, ow, c = dy.shape
     _, h, w, _ = dx.shape
     for s in prange(n):
@@ -214,6 +215,9 @@ def avg_pool_backward(dy, kh, kw, sh, sw, top, left, dx):
 # the bias + activation epilogue of Conv2D and Dense
 # ---------------------------------------------------------------------------------
 LINEAR, RELU, TANH = 0, 1, 2
+# The element-wise kernels serve float32 only: float64 keeps NumPy's exact tanh
+# (these exist to save float32 memory passes, not to change float64 numbers).
+EPILOGUE_DTYPES = ADAM_DTYPES = (np.dtype(np.float32),)
 
 
 @njit(inline="always", error_model="numpy")

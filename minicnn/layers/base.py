@@ -12,6 +12,7 @@ Subclasses fill in four hooks:
 - ``_forward(x, training)`` / ``_backward(dy)``  call the ops; ``_backward``
   returns dx and stores weight gradients with ``_set_gradients``.
 """
+import contextlib
 import re
 
 import numpy as np
@@ -53,6 +54,7 @@ class Layer:
         self._cache = None
         self._out_shape = None
         self._input_gradient = True
+        self._cache_on_device = False        # where the last forward ran (host or device)
 
     # -- messages ----------------------------------------------------------------
     def _who(self):
@@ -206,11 +208,43 @@ class Layer:
             self._check_input_shape(sample)
             self._check_built_shape(sample)
             self._output_shape(sample)  # raises if this input makes the output empty
-        x = to_device(x, dtype=self.dtype)
-        y = self._forward(x, bool(training))
+        if self._weights and not backend.on_current_backend(self._weights[0][1]):
+            self._move_weights()
+        with self._device_memory(len(x), "forward"):
+            y = self._forward(to_device(x, dtype=self.dtype), bool(training))
         self._out_shape = tuple(y.shape)
+        self._cache_on_device = backend.get_backend() == "cupy"
         self._grads = None
         return y
+
+    def _move_weights(self):
+        """The backend changed since the weights were made (e.g. numpy -> cupy): copy
+        them to where it computes. The optimizer moves its slots the same way."""
+        self._weights = [(n, to_device(to_host(v), dtype=self.dtype), t)
+                         for n, v, t in self._weights]
+        self._cache, self._out_shape, self._grads = None, None, None
+
+    @contextlib.contextmanager
+    def _device_memory(self, batch, what):
+        """Re-raise a GPU out-of-memory error with the layer, the batch and the remedies."""
+        try:
+            yield
+        except Exception as exc:
+            if not backend.is_out_of_memory(exc):
+                raise
+            reason = f"{exc.__class__.__name__}: {str(exc).rstrip('.')}"
+            budget = backend.im2col_budget(*self.weights)
+            raise self._error(MemoryError, f"the GPU ran out of memory in the {what} pass on a "
+                                           f"batch of {batch} ({reason}). Use a smaller "
+                                           f"batch_size, or lower the im2col budget with "
+                                           f"minicnn.backend.set_im2col_budget(num_bytes) (now "
+                                           f"{budget} bytes per matrix)") from exc
+
+    def _check_same_place(self):
+        if self._cache_on_device != (backend.get_backend() == "cupy"):
+            raise self._error(RuntimeError, f"the backend changed to '{backend.get_backend()}' "
+                                            "between forward() and backward(); run forward() "
+                                            "again on the new backend")
 
     def _check_built_shape(self, sample):
         """Sizes fixed by the weights (channels, features) must not change, nor the
@@ -248,8 +282,10 @@ class Layer:
             raise self._error(ValueError, f"backward expected dy of shape {self._out_shape} "
                                           f"(the last output), received {tuple(dy.shape)}")
         self._check_data(dy, "dy")
+        self._check_same_place()
         self._input_gradient = bool(input_gradient)
-        return self._backward(to_device(dy, dtype=self.dtype))
+        with self._device_memory(len(dy), "backward"):
+            return self._backward(to_device(dy, dtype=self.dtype))
 
     def backward_from_logits(self, dz):
         """For a layer ending in softmax: the backward pass that starts at the softmax
@@ -260,8 +296,10 @@ class Layer:
         if self._out_shape is None or tuple(dz.shape) != self._out_shape:
             raise self._error(ValueError, f"backward_from_logits expected dz of shape "
                                           f"{self._out_shape}, received {tuple(dz.shape)}")
+        self._check_same_place()
         self._input_gradient = True
-        return self._backward_linear(to_device(dz, dtype=self.dtype))
+        with self._device_memory(len(dz), "backward"):
+            return self._backward_linear(to_device(dz, dtype=self.dtype))
 
     def _backward_linear(self, dz):
         """The backward pass below the fused activation (layers with one override it)."""

@@ -12,14 +12,13 @@ softmax acts on the last axis; its backward is the Jacobian-vector product
 ``diag(y) - y y^T`` applied to dy, written without building the Jacobian.
 
 ``bias_activation_forward`` is the epilogue of Conv2D and Dense: ``activation(z + b)``.
-On the numba backend, for float32 and linear/relu/tanh, it is one compiled pass
-(``kernels.numba_cpu.bias_activation``) instead of a broadcast add and an activation.
-Its tanh is the rational approximation XLA (and so Keras on JAX) uses, within 3.3e-7
-of the exact value; float64 always uses NumPy's tanh.
+Where the backend has a kernel for it (linear/relu/tanh; numba: float32, CUDA: float32
+and float64) it is one pass (``bias_activation`` of the kernel set) instead of a
+broadcast add and an activation. numba's tanh is the rational approximation XLA (and
+so Keras on JAX) uses, within 3.3e-7 of the exact value; float64 on the CPU always
+uses NumPy's tanh, and CUDA uses its own tanhf/tanh.
 """
-import numpy as np
-
-from ..backend import get_array_module, numba_kernels
+from ..backend import get_array_module, kernels_for
 
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
 
@@ -52,17 +51,18 @@ _KERNEL_KINDS = {"linear": 0, "relu": 1, "tanh": 2}
 
 
 def _epilogue_kernel(x, name):
-    """The compiled epilogue for this array and activation, or None."""
-    fast = numba_kernels(x)
-    if (fast is None or name not in _KERNEL_KINDS or x.dtype != np.float32
+    """The kernel set whose epilogue serves this array and activation, or None."""
+    fast = kernels_for(x)
+    if (fast is None or name not in _KERNEL_KINDS or x.dtype not in fast.EPILOGUE_DTYPES
             or not x.flags.c_contiguous):
         return None
     return fast
 
 
 def _bias_row(b, size=256):
-    """``b`` repeated to at least ``size`` values: one long row of the bias pattern."""
-    return np.tile(b, -(-size // b.size)) if b.size else b
+    """``b`` repeated to at least ``size`` values: one long row of the bias pattern
+    (a long contiguous inner loop for the CPU kernel; the GPU one indexes it modulo)."""
+    return get_array_module(b).tile(b, -(-size // b.size)) if b.size else b
 
 
 def bias_activation_forward(z, b, name, channel_axis=-1):
@@ -75,7 +75,8 @@ def bias_activation_forward(z, b, name, channel_axis=-1):
                          f"{z.shape[axis]} channels on axis {axis} of {tuple(z.shape)}")
     fast = _epilogue_kernel(z, name)
     if fast is not None and (b is None or axis == z.ndim - 1):
-        bias = np.empty(0, np.float32) if b is None else _bias_row(b.astype(np.float32, copy=False))
+        xp = get_array_module(z)
+        bias = xp.empty(0, z.dtype) if b is None else _bias_row(b.astype(z.dtype, copy=False))
         fast.bias_activation(z.reshape(-1), bias, _KERNEL_KINDS[name])
         # relu keeps its output: y > 0 exactly where z + b > 0
         return z, (name, None if name == "linear" else z)
@@ -93,7 +94,7 @@ def activation_forward(x, name):
     fast = _epilogue_kernel(x, name)
     if fast is not None:
         y = x.copy()
-        fast.bias_activation(y.reshape(-1), np.empty(0, np.float32), _KERNEL_KINDS[name])
+        fast.bias_activation(y.reshape(-1), xp.empty(0, x.dtype), _KERNEL_KINDS[name])
         return y, (name, y)
     if name == "relu":
         return xp.maximum(x, 0), (name, x)
@@ -114,8 +115,8 @@ def activation_backward(dy, cache):
         return dy
     if name in ("relu", "tanh"):
         fast = _epilogue_kernel(dy, name)
-        if fast is not None and saved.dtype == np.float32 and saved.flags.c_contiguous:
-            dz = np.empty_like(dy)
+        if fast is not None and saved.dtype == dy.dtype and saved.flags.c_contiguous:
+            dz = get_array_module(dy).empty_like(dy)
             fast.activation_gradient(dy.reshape(-1), saved.reshape(-1), _KERNEL_KINDS[name],
                                      dz.reshape(-1))
             return dz

@@ -38,10 +38,11 @@ def from_channels_last(y, data_format):
     return y.transpose(0, 3, 1, 2) if data_format == "channels_first" else y
 
 
-def images_per_chunk(n, bytes_per_image):
-    """How many images' im2col rows fit in ``backend.im2col_budget()`` bytes (at least
-    one): a large batch is convolved in chunks instead of one huge matrix."""
-    return max(1, min(n, backend.im2col_budget() // max(bytes_per_image, 1)))
+def images_per_chunk(x, bytes_per_image):
+    """How many of the images ``x``'s im2col rows fit in the im2col budget of the place
+    ``x`` lives in (at least one): a large batch is convolved in chunks instead of one
+    huge matrix."""
+    return max(1, min(len(x), backend.im2col_budget(x) // max(bytes_per_image, 1)))
 
 
 def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="channels_last"):
@@ -53,7 +54,7 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
     padding = normalize_padding(padding)
     data_format = normalize_data_format(data_format)
     x = to_channels_last(x, data_format)
-    xp = get_array_module(x)
+    xp = get_array_module(x, w, b)  # also: a clear error if host and device arrays meet
     n, h, wd, c = x.shape
     kh, kw, kc, f = w.shape
     if kc != c:
@@ -65,7 +66,7 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
                          f"input of {h}x{wd}; the output would be empty")
 
     w2 = w.reshape(kh * kw * c, f)
-    chunk = images_per_chunk(n, oh * ow * kh * kw * c * x.dtype.itemsize)
+    chunk = images_per_chunk(x, oh * ow * kh * kw * c * x.dtype.itemsize)
     if chunk >= n:  # the usual case: one im2col matrix, one product
         col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
         y = (col @ w2).reshape(n, oh, ow, f)

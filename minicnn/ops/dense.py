@@ -5,12 +5,14 @@ Backward, flattening the leading axes into rows:
 
     dx = dy @ W.T        dW = x.T @ dy   (summed over the batch)    db = sum(dy)
 """
+from ..backend import get_array_module
 from .activations import bias_activation_forward
 from .sums import bias_gradient
 
 
 def dense_forward(x, w, b=None):
     """x: (..., in), w: (in, units), b: (units,) or None. Returns ``(y, cache)``."""
+    get_array_module(x, w, b)  # a clear error if host and device arrays meet
     if x.shape[-1] != w.shape[0]:
         raise ValueError(f"dense: kernel expects {w.shape[0]} input features, input has "
                          f"{x.shape[-1]}. Received: x.shape={x.shape}, w.shape={w.shape}")

@@ -19,9 +19,7 @@ receive the sum, which is exactly what the chain rule asks for.
 Layout is channels_last (N, H, W, C) throughout; callers transpose
 channels_first data before and after.
 """
-import numpy as np
-
-from ..backend import get_array_module, numba_kernels
+from ..backend import get_array_module, kernels_for
 
 
 def _window_slices(a, b, out_hw, strides):
@@ -53,10 +51,10 @@ def im2col(x, kernel_size, strides, pads, out_hw, pad_value=0.0):
     n, _, _, c = x.shape
     kh, kw = kernel_size
     oh, ow = out_hw
-    fast = numba_kernels(x)
-    if fast is not None:  # the same copy, compiled, without a padded temporary
-        col = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
-        fast.im2col(np.ascontiguousarray(x), kh, kw, *strides, pads[0][0], pads[1][0],
+    fast = kernels_for(x)
+    if fast is not None:  # the same copy as a kernel, without a padded temporary
+        col = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+        fast.im2col(xp.ascontiguousarray(x), kh, kw, *strides, pads[0][0], pads[1][0],
                     oh, ow, pad_value, col)
         return col
     xpad = pad_image(x, pads, pad_value)
@@ -78,10 +76,10 @@ def col2im(dcol, x_shape, kernel_size, strides, pads):
     n, h, w, c = x_shape
     _, oh, ow, kh, kw, _ = dcol.shape
     (top, bottom), (left, right) = pads
-    fast = numba_kernels(dcol)
+    fast = kernels_for(dcol)
     if fast is not None:
-        dx = np.empty(x_shape, dtype=dcol.dtype)
-        fast.col2im(np.ascontiguousarray(dcol), *strides, top, left, dx)
+        dx = xp.empty(x_shape, dtype=dcol.dtype)
+        fast.col2im(xp.ascontiguousarray(dcol), *strides, top, left, dx)
         return dx
     dxpad = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dcol.dtype)
     for a in range(kh):

@@ -15,9 +15,7 @@ All three share ``im2col``; only the pad value and the reduction differ:
 col2im adds the windows' gradients back, so overlapping windows (e.g. 3x3,
 stride 2) accumulate into the cells they share.
 """
-import numpy as np
-
-from ..backend import get_array_module, numba_kernels
+from ..backend import get_array_module, kernels_for
 from ..shapes import POOL_PADDINGS, normalize_data_format, normalize_padding, resolve_padding
 from .conv import from_channels_last, to_channels_last
 from .im2col import col2im, im2col
@@ -52,10 +50,11 @@ def pool2d_forward(x, pool_size, strides=None, padding="valid", mode="max",
         raise ValueError(f"pool2d: a {kh}x{kw} window with padding '{padding}' does not fit "
                          f"an input of {h}x{w}; the output would be empty")
 
-    fast = numba_kernels(x)
+    fast = kernels_for(x)
     if fast is not None:
-        y, aux = _compiled_forward(fast, np.ascontiguousarray(x), mode, (kh, kw), strides,
-                                   pads, (oh, ow))
+        xp = get_array_module(x)
+        y, aux = _kernel_forward(fast, xp.ascontiguousarray(x), mode, (kh, kw), strides,
+                                 pads, (oh, ow))
     else:
         y, aux = _array_forward(x, mode, (kh, kw), strides, pads, (oh, ow))
     cache = (x.shape, mode, (kh, kw), strides, pads, aux, data_format, fast)
@@ -78,18 +77,19 @@ def _array_forward(x, mode, window, strides, pads, out_hw):
     return xp.take_along_axis(col, winner[:, :, :, None, :], axis=3)[:, :, :, 0, :], winner
 
 
-def _compiled_forward(fast, x, mode, window, strides, pads, out_hw):
-    """The numba kernels: no im2col matrix, and per output the pixel number of the
-    winning cell (-1 for padding) instead of a one-hot mask. It is int32, the width of
-    the float32 values it is chosen beside: a uint8 index kept the compiled loop from
-    being vectorised (7x slower for 2x2 windows)."""
+def _kernel_forward(fast, x, mode, window, strides, pads, out_hw):
+    """The kernels (numba's or CUDA's): no im2col matrix, and per output the pixel
+    number of the winning cell (-1 for padding) instead of a one-hot mask. It is
+    int32, the width of the float32 values it is chosen beside: a uint8 index kept
+    the compiled CPU loop from being vectorised (7x slower for 2x2 windows)."""
+    xp = get_array_module(x)
     n, _, _, c = x.shape
     (kh, kw), (oh, ow), top, left = window, out_hw, pads[0][0], pads[1][0]
-    y = np.empty((n, oh, ow, c), dtype=x.dtype)
+    y = xp.empty((n, oh, ow, c), dtype=x.dtype)
     if mode == "avg":
         fast.avg_pool_forward(x, kh, kw, *strides, top, left, y)
         return y, None
-    winner = np.empty((n, oh, ow, c), dtype=np.int32)
+    winner = xp.empty((n, oh, ow, c), dtype=xp.int32)
     fast.extreme_pool_forward(x, kh, kw, *strides, top, left, mode == "max", y, winner)
     return y, winner
 
@@ -98,15 +98,16 @@ def pool2d_backward(dy, cache):
     """Gradient of ``sum(y * dy)`` with respect to the pooled input."""
     x_shape, mode, (kh, kw), strides, pads, aux, data_format, fast = cache
     dy = to_channels_last(dy, data_format)
-    if fast is not None:
-        dx = np.empty(x_shape, dtype=dy.dtype)
-        dy = np.ascontiguousarray(dy)
-        if mode == "avg":
-            fast.avg_pool_backward(dy, kh, kw, *strides, pads[0][0], pads[1][0], dx)
-        else:
-            fast.extreme_pool_backward(dy, aux, dx)
-        return from_channels_last(dx, data_format)
     xp = get_array_module(dy)
+    if fast is not None:
+        dx = xp.empty(x_shape, dtype=dy.dtype)
+        dy = xp.ascontiguousarray(dy)
+        window = (kh, kw, *strides, pads[0][0], pads[1][0])
+        if mode == "avg":
+            fast.avg_pool_backward(dy, *window, dx)
+        else:
+            fast.extreme_pool_backward(dy, aux, *window, dx)
+        return from_channels_last(dx, data_format)
     n, oh, ow, c = dy.shape
     if mode == "avg":
         dcol = xp.broadcast_to((dy / aux)[:, :, :, None, :], (n, oh, ow, kh * kw, c))
