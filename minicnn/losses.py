@@ -35,6 +35,14 @@ class Loss:
     def _cast_targets(self, y_true, y_pred):
         return y_true.astype(y_pred.dtype, copy=False)
 
+    def gradient(self, y_true, y_pred):
+        """dL/dy_pred of the batch-mean loss."""
+        return self.prepared_gradient(*self.prepare(y_true, y_pred))
+
+    def prepared_gradient(self, y_true, y_pred):
+        """The gradient for targets that have been through ``prepare`` already."""
+        raise NotImplementedError
+
     def _check_shapes(self, y_true, y_pred):
         if tuple(y_true.shape) != tuple(y_pred.shape):
             raise ValueError(f"{type(self).__name__}: y_true and y_pred must have the same "
@@ -65,8 +73,7 @@ class CategoricalCrossentropy(Loss):
             return -(y * log_p).sum(axis=-1)
         return L.categorical_crossentropy(y, y_pred)
 
-    def gradient(self, y_true, y_pred):
-        y_true, y_pred = self.prepare(y_true, y_pred)
+    def prepared_gradient(self, y_true, y_pred):
         y = self.dense_targets(y_true, y_pred)
         if self.from_logits:
             n = y_pred.size // y_pred.shape[-1]
@@ -90,10 +97,13 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                              f"y_pred.shape={tuple(y_pred.shape)}")
 
     def _cast_targets(self, y_true, y_pred):
-        return y_true  # integer labels stay integers
+        # Checked here, once, wherever they are: a model prepares its labels on the host,
+        # before moving them, so a GPU never has to report their values back.
+        return L.check_labels(y_true, y_pred.shape[-1], type(self).__name__)
 
     def dense_targets(self, y_true, y_pred):
-        return L.one_hot(y_true, y_pred.shape[-1], y_pred.dtype, type(self).__name__)
+        return L.one_hot(y_true, y_pred.shape[-1], y_pred.dtype, type(self).__name__,
+                         checked=True)
 
 
 class MeanSquaredError(Loss):
@@ -103,8 +113,7 @@ class MeanSquaredError(Loss):
     def per_sample(self, y_true, y_pred):
         return L.mean_squared_error(y_true, y_pred)
 
-    def gradient(self, y_true, y_pred):
-        y_true, y_pred = self.prepare(y_true, y_pred)
+    def prepared_gradient(self, y_true, y_pred):
         return L.mean_squared_error_backward(y_true, y_pred)
 
 

@@ -186,8 +186,10 @@ class Sequential:
             raise ValueError(f"Sequential '{self.name}': {what} needs compile() first")
 
     def _loss_value(self, y, out):
-        """Per-sample losses of a batch (Keras's values); y moved to the backend."""
-        y, out = self.loss.prepare(to_device(y), out)
+        """Per-sample losses of a batch (Keras's values) and the targets, checked and cast
+        where they arrived (the host) and then moved to the backend, once."""
+        y, out = self.loss.prepare(as_array(y), out)
+        y = to_device(y)
         return self.loss.per_sample(y, out), y
 
     def _batch_logs(self, y_dev, out, loss_value):
@@ -205,7 +207,7 @@ class Sequential:
             target = self.loss.dense_targets(y_dev, out)
             self.backward((out - target) / len(out), from_logits=True, input_gradient=False)
         else:
-            self.backward(self.loss.gradient(y_dev, out), input_gradient=False)
+            self.backward(self.loss.prepared_gradient(y_dev, out), input_gradient=False)
         grads = [g for layer in self.layers if layer.trainable_weights
                  for g in layer._grads]
         self.optimizer.apply(grads, self.trainable_weights)

@@ -58,9 +58,21 @@ def categorical_crossentropy_backward(y_true, y_pred):
     return (yo.sum(axis=-1, keepdims=True) - yo / xp.where(open_, q, 1)) / (s * n)
 
 
-def one_hot(labels, num_classes, dtype, owner="one_hot"):
+def one_hot(labels, num_classes, dtype, owner="one_hot", checked=False):
     """Integer labels of shape (N,) or (N, 1) -> one-hot (N, num_classes).
-    Integral floats (3.0) are accepted; anything else is an error naming ``owner``."""
+    Integral floats (3.0) are accepted; anything else is an error naming ``owner``.
+    ``checked=True``: the labels came from ``check_labels`` already (which reads their
+    values, a wait for the GPU when they are on one), so they are used as they are."""
+    xp = get_array_module(labels)
+    if not checked:
+        labels = check_labels(labels, num_classes, owner)
+    return (labels[:, None] == xp.arange(num_classes)[None, :]).astype(dtype)
+
+
+def check_labels(labels, num_classes, owner="one_hot"):
+    """Sparse labels of shape (N,) or (N, 1), integers (or integral floats) in
+    [0, num_classes), returned as an (N,) integer array; else an error naming ``owner``.
+    A model checks its labels on the host, before they move to a GPU."""
     xp = get_array_module(labels)
     labels = labels.reshape(labels.shape[0], -1)
     if labels.shape[1] != 1:
@@ -78,7 +90,7 @@ def one_hot(labels, num_classes, dtype, owner="one_hot"):
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(f"{owner}: sparse labels must lie in [0, {num_classes}). Received: "
                          f"labels in [{int(labels.min())}, {int(labels.max())}]")
-    return (labels[:, None] == xp.arange(num_classes)[None, :]).astype(dtype)
+    return labels
 
 
 def mean_squared_error(y_true, y_pred):
