@@ -14,9 +14,10 @@ setup(
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80", "scipy>=1.9", "pillow>=9"],
         # CuPy for the cupy backend: the wheel that matches the NVIDIA driver's CUDA
-        # version (nvidia-smi shows it); minicnn.backend.cupy_install_hint() says which
-        "cuda12": ["cupy-cuda12x>=13"],
-        "cuda13": ["cupy-cuda13x>=14"],
+        # version (nvidia-smi shows it; minicnn.backend.cupy_install_hint() says which),
+        # with CUDA's libraries (cuBLAS, NVRTC, ...) as wheels: no system toolkit needed
+        "cuda12": ["cupy-cuda12x[ctk]>=14"],
+        "cuda13": ["cupy-cuda13x[ctk]>=14"],
         "keras": ["keras>=3", "jax[cpu]>=0.4.30"],
         "plot": ["matplotlib>=3.5"],
         "images": ["pillow>=9"],
