@@ -144,10 +144,14 @@ def get_array_module(*arrays):
     """
     kinds = {_is_cupy_array(a) for a in arrays if a is not None and hasattr(a, "shape")}
     if kinds == {True, False}:
+        where = ", ".join(
+            f"argument {i + 1} {tuple(a.shape)} on the "
+            f"{'device (CuPy)' if _is_cupy_array(a) else 'host (NumPy)'}"
+            for i, a in enumerate(arrays) if a is not None and hasattr(a, "shape"))
         raise TypeError(
             "minicnn: an operation received both NumPy (host) and CuPy (device) arrays; "
             "move them to one place first (minicnn.backend.to_host or to_device). "
-            f"Received types: {[type(a).__name__ for a in arrays if a is not None]}")
+            f"Received: {where}")
     if kinds == {True}:
         import cupy
         return cupy

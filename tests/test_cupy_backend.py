@@ -372,7 +372,9 @@ def test_out_of_device_memory_names_the_layer_the_batch_and_the_remedies(device)
 def test_host_and_device_arrays_mixed_in_an_op_say_which_is_which(device):
     x = device.asarray(np.ones((1, 5, 5, 2), np.float32))
     w = np.ones((3, 3, 2, 4), np.float32)
-    with pytest.raises(TypeError, match=r"both NumPy \(host\) and CuPy \(device\) arrays"):
+    with pytest.raises(TypeError, match=r"both NumPy \(host\) and CuPy \(device\) arrays.*"
+                                        r"argument 1 \(1, 5, 5, 2\) on the device \(CuPy\), "
+                                        r"argument 2 \(3, 3, 2, 4\) on the host \(NumPy\)"):
         ops.conv2d_forward(x, w)
 
 
