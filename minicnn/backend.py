@@ -191,39 +191,78 @@ def on_current_backend(a):
     return _is_cupy_array(a) == (_BACKEND == "cupy")
 
 
+# How CUDA says "out of memory" besides CuPy's OutOfMemoryError: cuBLAS workspaces, the
+# driver (e.g. loading a kernel module on a full device) and the runtime.
+_OUT_OF_MEMORY_TEXTS = ("CUBLAS_STATUS_ALLOC_FAILED", "CUDA_ERROR_OUT_OF_MEMORY",
+                        "cudaErrorMemoryAllocation")
+
+
 def is_out_of_memory(exc):
-    """Whether ``exc`` is CuPy's out-of-memory error (allocation or cuBLAS workspace)."""
+    """Whether ``exc`` says that the GPU ran out of memory."""
     cupy = sys.modules.get("cupy")
     if cupy is None:
         return False
     oom = getattr(getattr(getattr(cupy, "cuda", None), "memory", None), "OutOfMemoryError", None)
-    return (oom is not None and isinstance(exc, oom)) or "ALLOC_FAILED" in str(exc)
+    return (oom is not None and isinstance(exc, oom)) or \
+        any(text in str(exc) for text in _OUT_OF_MEMORY_TEXTS)
 
 
 # ----------------------------------------------------------------------------
 # backend registry
 # ----------------------------------------------------------------------------
-def _driver_cuda_version():
-    """The CUDA version the NVIDIA driver supports, e.g. (13, 0), or None without one."""
+def _driver_facts():
+    """``(CUDA version the driver supports, compute capability of device 0)``, e.g.
+    ``((13, 0), (9, 0))``, asked of the NVIDIA driver itself (CuPy may be missing);
+    None where there is no driver, and None for a capability it cannot tell."""
     try:
         lib = ctypes.CDLL("libcuda.so.1")
         version = ctypes.c_int()
         if lib.cuDriverGetVersion(ctypes.byref(version)) != 0:
             return None
-        return version.value // 1000, version.value % 1000 // 10
     except (OSError, AttributeError):
         return None
+    cuda = (version.value // 1000, version.value % 1000 // 10)
+    device, major, minor = ctypes.c_int(), ctypes.c_int(), ctypes.c_int()
+    if (lib.cuInit(0) != 0 or lib.cuDeviceGet(ctypes.byref(device), 0) != 0
+            or lib.cuDeviceGetAttribute(ctypes.byref(major), 75, device) != 0    # ..._MAJOR
+            or lib.cuDeviceGetAttribute(ctypes.byref(minor), 76, device) != 0):  # ..._MINOR
+        return cuda, None
+    return cuda, (major.value, minor.value)
+
+
+# CUDA 13 dropped GPUs below compute capability 7.5 (Volta, Pascal, ...); its drivers
+# still run them, so the extra is chosen from the GPU as well as from the driver.
+_CUDA13_OLDEST_GPU = (7, 5)
 
 
 def cupy_install_hint():
-    """The pip command that installs the CuPy wheel matching this machine's driver."""
-    driver = _driver_cuda_version()
-    if driver is None:
+    """The pip command that installs the CuPy wheel matching this machine's driver and GPU."""
+    facts = _driver_facts()
+    if facts is None:
         return ("no NVIDIA driver was found on this machine; with one, install the extra "
                 "that matches its CUDA version: pip install 'minicnn[cuda12]' or "
                 "'minicnn[cuda13]'")
-    extra = "cuda13" if driver[0] >= 13 else "cuda12"
-    return f"the driver supports CUDA {driver[0]}.{driver[1]}: pip install 'minicnn[{extra}]'"
+    (major, minor), capability = facts
+    if major >= 13 and capability is not None and capability < _CUDA13_OLDEST_GPU:
+        return (f"the driver supports CUDA {major}.{minor}, but CUDA 13 cannot compile for "
+                f"this GPU (compute capability {capability[0]}.{capability[1]}): "
+                "pip install 'minicnn[cuda12]'")
+    extra = "cuda13" if major >= 13 else "cuda12"
+    return f"the driver supports CUDA {major}.{minor}: pip install 'minicnn[{extra}]'"
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels_problem(cupy):
+    """None when this CuPy compiles minicnn's CUDA kernels for its device, else why not
+    (checked once per CuPy module, so a GPU that the CUDA version cannot target is
+    refused by set_backend, not in the middle of training)."""
+    from .kernels import cuda
+    try:
+        cuda.compile_all()
+    except Exception as exc:
+        return (f"CuPy cannot compile minicnn's CUDA kernels for this GPU "
+                f"({exc.__class__.__name__}: {str(exc).strip()[:500]}); {cupy_install_hint()}")
+    return None
 
 
 def _cupy_problem():
@@ -240,7 +279,10 @@ def _cupy_problem():
                 f"{exc}); check the NVIDIA driver (nvidia-smi) and CUDA_VISIBLE_DEVICES")
     if count < 1:
         return "CuPy imports but no CUDA device is present (CUDA_VISIBLE_DEVICES may hide them)"
-    return None
+    if getattr(cupy.cuda.runtime, "is_hip", False):
+        return ("this CuPy is built for AMD GPUs (ROCm); minicnn's kernels are CUDA and need "
+                "an NVIDIA GPU")
+    return _kernels_problem(cupy)
 
 
 @functools.lru_cache(maxsize=None)

@@ -14,6 +14,8 @@ from minicnn.kernels import cuda
 from minicnn.kernels.cuda import emulation
 
 ARCHS = ["sm_80", "sm_90"]
+# what CuPy's RawModule adds to the options it is given (cupy/cuda/compiler.py)
+CUPY_ADDS = ("-ftz=true", "--device-as-default-execution-space")
 
 
 def _with_instantiations(filename):
@@ -33,7 +35,7 @@ def test_kernels_compile_with_nvcc(filename, arch, tmp_path):
     src = tmp_path / filename
     src.write_text(_with_instantiations(filename))
     out = tmp_path / f"{filename}.{arch}.cubin"
-    result = subprocess.run(["nvcc", "-cubin", f"-arch={arch}", *cuda.NVRTC_OPTIONS,
+    result = subprocess.run(["nvcc", "-cubin", f"-arch={arch}", *cuda.NVRTC_OPTIONS, "-ftz=true",
                              "-Werror", "all-warnings", "-o", str(out), str(src)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -62,14 +64,14 @@ def _nvrtc_problem():
 @pytest.mark.parametrize("filename", cuda.SOURCES)
 def test_kernels_compile_with_nvrtc_as_the_backend_does(filename, arch):
     """RawModule(code, options, name_expressions) compiles through NVRTC with the
-    options given plus the target CuPy adds (``-arch``, chosen from the device, which
-    is fixed here) and ``--device-as-default-execution-space``; a RawModule cannot
-    be made without a device, so its compiler is called directly."""
+    options given plus what CuPy adds: ``-ftz=true`` (float32 subnormals flush to
+    zero), the target (``-arch``, chosen from the device, fixed here) and
+    ``--device-as-default-execution-space``. A RawModule cannot be made without a
+    device, so its compiler is called directly."""
     from cupy.cuda import compiler
     names = cuda.name_expressions(filename)
     program = compiler._NVRTCProgram(cuda.source(filename), "kern.cu", name_expressions=names,
                                      method="cubin")
-    binary, mapping = program.compile(cuda.NVRTC_OPTIONS + (f"-arch={arch}",
-                                                            "--device-as-default-execution-space"))
+    binary, mapping = program.compile(cuda.NVRTC_OPTIONS + CUPY_ADDS + (f"-arch={arch}",))
     assert len(binary) > 1000
     assert sorted(mapping) == sorted(names)  # every float32/float64 instance has a symbol

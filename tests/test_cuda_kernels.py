@@ -38,6 +38,11 @@ class _EmulatedCupy:
     class ndarray:  # no array here is a device array: the ops run their array code
         pass
 
+    class cuda:
+        @staticmethod
+        def get_device_id():
+            return 0
+
     class RawModule:
         def __init__(self, code, options=(), name_expressions=()):
             assert tuple(options) == cuda.NVRTC_OPTIONS
@@ -285,6 +290,19 @@ def test_adam_kernel_is_bitwise_the_numpy_update(kernels, dtype):
     got = three_ways(run)
     for a, e in zip(got, expected + state["m"] + state["v"]):
         np.testing.assert_array_equal(a, e)
+
+
+def test_float32_subnormals_count_as_zero_as_on_the_gpu(kernels):
+    """CuPy compiles with -ftz=true, and the emulation flushes float32 subnormals the
+    same way: a max over (0, 1e-40) is 0, won by the first cell; float64 keeps them."""
+    for dtype, best, first in ((np.float32, 0.0, 0), (np.float64, 1e-40, 1)):
+        x = np.array([0.0, 1e-40], dtype).reshape(1, 1, 2, 1)
+        y, winner = np.empty((1, 1, 1, 1), dtype), np.empty((1, 1, 1, 1), np.int32)
+        kernels.extreme_pool_forward(x, 1, 2, 1, 2, 0, 0, True, y, winner)
+        assert y.item() == best and winner.item() == first
+    z = np.array([1e-39, -1e-39, 1.0], np.float32)
+    kernels.bias_activation(z, np.array([1e-39], np.float32), kernels.LINEAR)
+    np.testing.assert_array_equal(z, [0.0, 0.0, 1.0])  # 2e-39 and 0 both flush
 
 
 # ---------------------------------------------------------------------------------

@@ -378,6 +378,52 @@ def test_host_and_device_arrays_mixed_in_an_op_say_which_is_which(device):
         ops.conv2d_forward(x, w)
 
 
+def test_a_gpu_the_kernels_cannot_compile_for_is_refused_when_chosen(device, monkeypatch):
+    from minicnn.kernels import cuda
+
+    def fails():
+        raise RuntimeError("nvrtc: error: invalid value for --gpu-architecture (-arch)")
+    mc.backend.set_backend("numpy")
+    mc.backend._kernels_problem.cache_clear()
+    monkeypatch.setattr(cuda, "compile_all", fails)
+    try:
+        with pytest.raises(RuntimeError, match=r"set_backend\('cupy'\): CuPy cannot compile "
+                                               r"minicnn's CUDA kernels for this GPU .*"
+                                               r"gpu-architecture.*minicnn\[cuda1"):
+            mc.backend.set_backend("cupy")
+        assert "cupy" not in mc.backend.available()
+    finally:
+        mc.backend._kernels_problem.cache_clear()
+
+
 def test_cupy_is_listed_as_available(device):
     assert "cupy" in mc.backend.available()
     assert mc.backend.get_backend() == "cupy"
+
+
+@pytest.mark.parametrize("facts, extra", [
+    (((13, 0), (9, 0)), "cuda13"),     # H100/H200 under a CUDA 13 driver
+    (((13, 0), (7, 0)), "cuda12"),     # V100: CUDA 13 cannot compile for it
+    (((13, 1), None), "cuda13"),
+    (((12, 8), (8, 0)), "cuda12"),
+])
+def test_install_hint_follows_the_driver_and_the_gpu(monkeypatch, facts, extra):
+    monkeypatch.setattr(mc.backend, "_driver_facts", lambda: facts)
+    assert f"pip install 'minicnn[{extra}]'" in mc.backend.cupy_install_hint()
+
+
+def test_a_rocm_cupy_is_refused(monkeypatch):
+    class RocmCupy:
+        class ndarray:
+            pass
+
+        class cuda:
+            class runtime:
+                is_hip = True
+
+                @staticmethod
+                def getDeviceCount():
+                    return 1
+    monkeypatch.setitem(sys.modules, "cupy", RocmCupy)
+    with pytest.raises(RuntimeError, match=r"built for AMD GPUs \(ROCm\)"):
+        mc.backend.set_backend("cupy")

@@ -29,7 +29,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("im2col.cu", "pooling.cu", "elementwise.cu")
 # --fmad=false: no fused multiply-add contraction, so products and sums round as
-# NumPy's do and the kernels give the CPU's bits (see elementwise.cu).
+# NumPy's do and the kernels give the CPU's bits (see elementwise.cu). CuPy adds
+# -ftz=true to every compilation: float32 subnormals are read and written as zero.
 NVRTC_OPTIONS = ("--std=c++11", "--fmad=false")
 # The C types the templates are instantiated for, by NumPy dtype.
 DTYPES = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
@@ -75,12 +76,30 @@ def _module(filename, cupy):
                           name_expressions=name_expressions(filename))
 
 
+@functools.lru_cache(maxsize=None)
+def _function(kernel, ctype, cupy, device):
+    """The compiled ``kernel<ctype>`` for one device (looked up once: CuPy's
+    get_function builds a new RawKernel every call)."""
+    return _module(_file_of()[kernel], cupy).get_function(f"{kernel}<{ctype}>")
+
+
 def _launch(kernel, dtype, total, args):
-    """Launch ``kernel<T>`` with enough blocks of ``BLOCK`` threads for ``total`` items."""
+    """Launch ``kernel<T>`` on the current device with enough blocks of ``BLOCK``
+    threads for ``total`` items."""
     import cupy
-    function = _module(_file_of()[kernel], cupy).get_function(f"{kernel}<{DTYPES[dtype]}>")
+    function = _function(kernel, DTYPES[dtype], cupy, cupy.cuda.get_device_id())
     blocks = max(1, min(-(-int(total) // BLOCK), MAX_BLOCKS))
     function((blocks,), (BLOCK,), args)
+
+
+def compile_all():
+    """Compile every kernel for the current device now (the backend does so when it is
+    chosen, so a GPU the CUDA version cannot target is refused at once)."""
+    import cupy
+    for filename in SOURCES:
+        for name in kernel_names(filename):
+            for ctype in DTYPES.values():
+                _function(name, ctype, cupy, cupy.cuda.get_device_id())
 
 
 def _ints(*values):

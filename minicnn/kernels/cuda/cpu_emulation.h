@@ -11,8 +11,17 @@
 //
 // run() can also visit the threads in reverse order: a kernel whose result
 // depends on the order threads run in gives different results both ways.
+//
+// CuPy compiles every kernel with -ftz=true: float32 arithmetic and comparisons on
+// the GPU treat subnormal inputs and results as zero. run() does the same on the
+// CPU when asked (the SSE control bits FTZ and DAZ, for the launch only), so the
+// emulation computes what the GPU computes, not what NumPy does, for such values.
 #pragma once
 #include <math.h>
+#if defined(__SSE__) || defined(__x86_64__)
+#include <xmmintrin.h>
+#define EMU_HAS_FTZ 1
+#endif
 
 struct uint3 { unsigned int x, y, z; };
 struct dim3 { unsigned int x, y, z; };
@@ -45,8 +54,14 @@ static inline uint3 unflatten(unsigned long long k, const unsigned int* dims)
 
 // Run `body` once for every thread of a grid x block launch.
 template <class Body>
-static void run(const unsigned int* grid, const unsigned int* block, int reverse, Body body)
+static void run(const unsigned int* grid, const unsigned int* block, int reverse,
+                int flush_subnormals, Body body)
 {
+#ifdef EMU_HAS_FTZ
+    const unsigned int saved_csr = _mm_getcsr();
+    if (flush_subnormals)
+        _mm_setcsr(saved_csr | 0x8040);   // FTZ (results) | DAZ (inputs)
+#endif
     gridDim.x = grid[0]; gridDim.y = grid[1]; gridDim.z = grid[2];
     blockDim.x = block[0]; blockDim.y = block[1]; blockDim.z = block[2];
     const unsigned long long blocks = (unsigned long long)grid[0] * grid[1] * grid[2];
@@ -58,6 +73,9 @@ static void run(const unsigned int* grid, const unsigned int* block, int reverse
             body();
         }
     }
+#ifdef EMU_HAS_FTZ
+    _mm_setcsr(saved_csr);
+#endif
 }
 
 }  // namespace emu

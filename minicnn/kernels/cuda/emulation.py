@@ -33,6 +33,9 @@ HEADER = os.path.join(HERE, "cpu_emulation.h")
 CXX_FLAGS = ("-O2", "-std=c++14", "-shared", "-fPIC", "-ffp-contract=off", "-fno-fast-math",
              "-x", "c++")
 GUARD_BYTES = 256
+# CuPy compiles every kernel with -ftz=true (float32 subnormals read and written as 0);
+# the emulation does the same in float32 launches (cpu_emulation.h).
+FLUSH_FLOAT32_SUBNORMALS = True
 
 # C parameter types and the NumPy types that must be passed for them
 C_TYPES = {
@@ -94,9 +97,11 @@ def _launcher(index, expression, params):
     """C++ for ``launch_<index>``: unpack CUDA-style ``void** args`` and run the grid."""
     unpacked = ", ".join(f"*reinterpret_cast<{p.ctype}*>(args[{i}])"
                          for i, p in enumerate(params))
+    flush = int(FLUSH_FLOAT32_SUBNORMALS and expression.endswith("<float>"))
     return (f'extern "C" void launch_{index}(const unsigned int* grid, '
             f"const unsigned int* block, void** args, int reverse)\n"
-            f"{{\n    emu::run(grid, block, reverse, [&]() {{ {expression}({unpacked}); }});\n}}\n")
+            f"{{\n    emu::run(grid, block, reverse, {flush}, "
+            f"[&]() {{ {expression}({unpacked}); }});\n}}\n")
 
 
 def _cache_dir():
