@@ -1,28 +1,46 @@
 """What every benchmark script shares: medians of repeated timings, the machine's
 float32 GEMM peak, how busy the rest of the machine was, the BLAS environment, and
-writing results as JSON and a PNG plot under benchmarks/results/."""
+writing results as JSON and a PNG plot under benchmarks/results/.
+
+On a GPU (the ``cupy`` backend) the same helpers time device work: a ``sync``
+callable (``cupy_sync`` or ``torch.cuda.synchronize``) runs before the clock starts
+and before it stops, since a GPU call returns as soon as its kernels are queued. The
+GPU's own figures (its name, CUDA versions, its float32 GEMM peak measured with CuPy,
+the device memory each framework held at its peak) come from the helpers below.
+"""
 import json
 import os
 import platform
 import resource
 import statistics
+import sys
 import time
+import traceback
+import warnings
 
 import numpy as np
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def median_time(fn, repeats=5, warmup=1):
+def timed(fn, sync=None):
+    """Wall time of one ``fn()`` in seconds. With ``sync`` (a device synchronisation),
+    the device is idle when the clock starts and has finished ``fn``'s work when it
+    stops."""
+    if sync is not None:
+        sync()
+    start = time.perf_counter()
+    fn()
+    if sync is not None:
+        sync()
+    return time.perf_counter() - start
+
+
+def median_time(fn, repeats=5, warmup=1, sync=None):
     """Median wall time of ``fn()`` in seconds, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median([timed(fn, sync) for _ in range(repeats)])
 
 
 # After a call, OpenBLAS's and OpenMP's worker threads keep spinning for a while
@@ -37,25 +55,63 @@ def settle():
     time.sleep(SETTLE_SECONDS)
 
 
-def interleaved_medians(fns, repeats=5, warmup=1, repeats_for=None):
+def interleaved_medians(fns, repeats=5, warmup=1, repeats_for=None, sync_for=None,
+                        pause=True, failures=None):
     """Median wall time (seconds) of each callable in ``fns`` (name -> fn), timed in
     turns (a, b, c, a, b, c, ...) so that a change in the machine's load during the
     run hits every implementation alike, with a pause (``settle``) before each call.
-    ``repeats_for`` may lower the count for some (slow) names."""
-    repeats_for = repeats_for or {}
-    for fn in fns.values():
-        for _ in range(warmup):
-            settle()
-            fn()
-    times = {name: [] for name in fns}
-    for r in range(max(repeats_for.get(name, repeats) for name in fns)):
-        for name, fn in fns.items():
-            if r < repeats_for.get(name, repeats):
+    ``repeats_for`` may change the count for some names (fewer for slow ones, more
+    for fast GPU calls); ``sync_for`` maps a name to its device synchronisation
+    (see ``timed``); ``pause=False`` leaves out the pause (nothing to settle when
+    only GPU work is timed).
+
+    With a dict ``failures``, an implementation that raises is reported (traceback on
+    stderr), recorded there as ``name -> "Error: message"`` and left out of the
+    result, and the others go on; without one, the exception propagates."""
+    repeats_for, sync_for = repeats_for or {}, sync_for or {}
+    live = dict(fns)
+
+    def call(name, fn, timing):
+        try:
+            if pause:
                 settle()
-                start = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+            if timing:
+                return timed(fn, sync_for.get(name))
+            fn()
+            return None
+        except Exception as exc:
+            if failures is None:
+                raise
+            report_failure(name, exc, failures, "no figure for it here")
+            live.pop(name, None)
+            return None
+
+    for name, fn in list(live.items()):
+        for _ in range(warmup):
+            if name in live:
+                call(name, fn, False)
+    times = {name: [] for name in live}
+    for r in range(max([repeats_for.get(name, repeats) for name in live] or [0])):
+        for name, fn in list(live.items()):
+            if r < repeats_for.get(name, repeats):
+                t = call(name, fn, True)
+                if name in live:
+                    times[name].append(t)
+    return {name: statistics.median(t) for name, t in times.items() if name in live}
+
+
+def report_failure(name, exc, failures, consequence="it is left out of what follows"):
+    """Print ``exc``'s traceback to stderr under ``name`` and record it in ``failures``."""
+    print(f"--- {name} failed:", file=sys.stderr)
+    traceback.print_exception(exc, file=sys.stderr)
+    failures[name] = f"{exc.__class__.__name__}: {exc}"
+    print(f"{name} failed ({one_line(failures[name])}); {consequence}", flush=True)
+
+
+def one_line(text, limit=500):
+    """``text`` with its whitespace runs (newlines too) made single spaces, cut at ``limit``."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def gemm_peak(size=2048, repeats=7):
@@ -64,6 +120,162 @@ def gemm_peak(size=2048, repeats=7):
     a = np.random.default_rng(0).random((size, size), dtype=np.float32)
     b = np.random.default_rng(1).random((size, size), dtype=np.float32)
     return 2 * size ** 3 / median_time(lambda: a @ b, repeats) / 1e9
+
+
+# ---------------------------------------------------------------------------------
+# backends and the GPU
+# ---------------------------------------------------------------------------------
+GPU_BACKENDS = ("cupy",)
+TORCH_CUDA = "torch-cuda"                          # PyTorch on the GPU, cuDNN's defaults
+TORCH_CUDA_TUNED = "torch-cuda-cudnn-benchmark"    # ... with cudnn.benchmark=True
+
+
+def is_gpu_name(name):
+    """Whether a framework column runs on the GPU."""
+    return name in (TORCH_CUDA, TORCH_CUDA_TUNED) or \
+        name in (f"minicnn-{b}" for b in GPU_BACKENDS)
+
+
+def framework_names(backends, torch, torch_gpu, cudnn_benchmark):
+    """The columns of a run: each minicnn backend, PyTorch on the CPU when a CPU
+    backend is measured, PyTorch on the GPU (and tuned, if asked) when it can run."""
+    names = [f"minicnn-{b}" for b in backends]
+    if torch is not None and any(b not in GPU_BACKENDS for b in backends):
+        names.append("torch")
+    if torch_gpu is not None:
+        names.append(TORCH_CUDA)
+        if cudnn_benchmark:
+            names.append(TORCH_CUDA_TUNED)
+    return names
+
+
+def select_backends(mc, requested, prog):
+    """The minicnn backends to measure: ``requested`` (the --backends list) in its
+    order, or by default every CPU backend that can run here. A requested backend
+    that cannot run here ends the script with one line that says why (the text of
+    ``set_backend``'s error), not a traceback."""
+    if not requested:
+        return [b for b in mc.backend.available() if b not in GPU_BACKENDS]
+    names = list(dict.fromkeys(str(b).lower() for b in requested))
+    available = mc.backend.available()
+    for name in names:
+        if name in available:
+            continue
+        current = mc.backend.get_backend()
+        try:
+            mc.backend.set_backend(name)
+        except (RuntimeError, ValueError) as exc:
+            raise SystemExit(f"{prog}: cannot benchmark the {name!r} backend here: "
+                             f"{one_line(exc, 2000)}") from None
+        mc.backend.set_backend(current)
+    return names
+
+
+def cupy_sync():
+    """Wait until the current CUDA device has finished all queued work."""
+    import cupy
+    cupy.cuda.Device().synchronize()
+
+
+def cupy_pool_reset():
+    """Hand the CuPy memory pool's cached (unused) blocks back to the device, so that
+    ``cupy_pool_bytes`` afterwards counts only what is allocated from then on (and
+    the arrays still alive)."""
+    import cupy
+    cupy.cuda.Device().synchronize()
+    cupy.get_default_memory_pool().free_all_blocks()
+
+
+def cupy_pool_bytes():
+    """Device bytes the CuPy memory pool holds. The pool keeps every block it has
+    allocated until ``free_all_blocks``, so this is the high-water mark since the
+    last ``cupy_pool_reset``."""
+    import cupy
+    cupy.cuda.Device().synchronize()
+    return cupy.get_default_memory_pool().total_bytes()
+
+
+def torch_peak_reset(torch):
+    """Start PyTorch's record of the most CUDA memory allocated at once afresh."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+
+
+def torch_peak_bytes(torch):
+    """The most CUDA memory PyTorch's tensors took at once since ``torch_peak_reset``."""
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated()
+
+
+def torch_cuda_or_none(torch):
+    """``torch`` when it can run on a CUDA device here, else None (with a notice)."""
+    if torch is None:
+        return None
+    if not torch.cuda.is_available():
+        print(f"PyTorch {torch.__version__} sees no CUDA device (torch.version.cuda="
+              f"{torch.version.cuda}): the torch-cuda columns are skipped (a CUDA build of "
+              "PyTorch gives the GPU peer figures)")
+        return None
+    return torch
+
+
+def gpu_gemm_peak(size=8192, repeats=5):
+    """float32 GFLOP/s of cuBLAS (through ``cupy.matmul``) on a square product,
+    synchronised, median of ``repeats`` after one warm-up: the GPU's yardstick for
+    'fraction of peak'. (It is TF32 tensor-core speed only if CUPY_TF32=1 is set.)"""
+    import cupy
+
+    def product_seconds():
+        rng = np.random.default_rng(0)
+        a = cupy.asarray(rng.random((size, size), dtype=np.float32))
+        b = cupy.asarray(rng.random((size, size), dtype=np.float32))
+        c = cupy.empty((size, size), dtype=np.float32)
+        return median_time(lambda: cupy.matmul(a, b, out=c), repeats, sync=cupy_sync)
+
+    seconds = product_seconds()
+    cupy_pool_reset()  # the matrices are gone: give their memory back to the device
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def _cuda_version(number):
+    """CUDA's version integer (e.g. 13000) as text ("13.0")."""
+    return f"{number // 1000}.{number % 1000 // 10}"
+
+
+def gpu_environment(torch=None):
+    """The GPU facts a reader needs next to GPU figures: device, CUDA runtime and
+    driver, CuPy, and PyTorch's CUDA build and its float32 settings (cuDNN may use
+    TF32 tensor cores for float32 convolutions, which PyTorch allows by default)."""
+    info = {}
+    try:
+        import cupy
+        props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.runtime.getDevice())
+        name = props["name"]
+        info["gpu"] = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        if "totalGlobalMem" in props:
+            info["gpu_memory_gib"] = round(props["totalGlobalMem"] / 2 ** 30, 1)
+        if "major" in props:
+            info["gpu_compute_capability"] = f"{props['major']}.{props.get('minor', 0)}"
+        info["cuda_runtime"] = _cuda_version(cupy.cuda.runtime.runtimeGetVersion())
+        info["cuda_driver"] = _cuda_version(cupy.cuda.runtime.driverGetVersion())
+        info["cupy"] = getattr(cupy, "__version__", "?")
+    except Exception as exc:  # the figures still come, without these facts
+        info["gpu_info_error"] = one_line(f"{exc.__class__.__name__}: {exc}", 300)
+    info["CUPY_TF32"] = os.environ.get("CUPY_TF32", "(unset)")
+    if torch is not None:
+        info["torch_cuda"] = torch.version.cuda
+        try:
+            if torch.cuda.is_available():
+                info["torch_gpu"] = torch.cuda.get_device_name(0)
+                info["cudnn"] = torch.backends.cudnn.version()
+                info["torch_float32_matmul_precision"] = torch.get_float32_matmul_precision()
+                with warnings.catch_warnings():  # newer PyTorch deprecates allow_tf32
+                    warnings.simplefilter("ignore")
+                    info["torch_cudnn_allow_tf32"] = bool(torch.backends.cudnn.allow_tf32)
+                info["torch_cudnn_benchmark"] = bool(torch.backends.cudnn.benchmark)
+        except Exception as exc:
+            info["torch_cuda_info_error"] = one_line(f"{exc.__class__.__name__}: {exc}", 300)
+    return info
 
 
 class MachineLoad:
@@ -126,6 +338,52 @@ def print_environment(info):
     print("environment: " + ", ".join(f"{k}={v}" for k, v in info.items()))
 
 
+def results_name(base, gpu):
+    """GPU runs write ``<base>_gpu.json``/``.png``, beside (not over) the CPU figures."""
+    return f"{base}_gpu" if gpu else base
+
+
+def add_backend_options(parser):
+    """--backends and --cudnn-benchmark, the same in every script."""
+    parser.add_argument("--backends", nargs="+", default=None, metavar="BACKEND",
+                        help="minicnn backends to measure, e.g. numba cupy (default: the "
+                             "CPU backends that run here)")
+    parser.add_argument("--cudnn-benchmark", action="store_true",
+                        help="with a GPU backend, also time PyTorch with "
+                             "torch.backends.cudnn.benchmark=True")
+
+
+def print_target(name, ratio, what="images/s over torch-cuda's"):
+    """The line that says whether the GPU target (half of PyTorch's throughput) is met."""
+    print(f"{name} {what}: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'not met'})")
+
+
+def report_failures(failures, results=None):
+    """Print each failed framework in one line (and keep them in ``results``)."""
+    if failures and results is not None:
+        results["failures"] = failures
+    for name, why in failures.items():
+        print(f"FAILED: {name}: {one_line(why)}")
+
+
+def writes_files(args):
+    """Whether this run writes result files: not a --smoke run without --out."""
+    if args.smoke and not args.out:
+        print("smoke run: no result files written (--out DIR writes them)")
+        return False
+    return True
+
+
+def add_output_options(parser):
+    """--out and --smoke, the same in every script."""
+    parser.add_argument("--out", default=None, metavar="DIR",
+                        help="folder for the JSON and PNG results (default: "
+                             "benchmarks/results; a --smoke run writes only with --out)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a tiny configuration that only checks that every path runs "
+                             "(seconds); its figures mean nothing")
+
+
 def torch_or_none(threads=None):
     """PyTorch if installed (``pip install torch==2.13.0``), set to ``threads`` threads."""
     try:
@@ -138,16 +396,17 @@ def torch_or_none(threads=None):
     return torch
 
 
-def write_results(name, payload):
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{name}.json")
+def write_results(name, payload, directory=None):
+    directory = directory or RESULTS
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{name}.json")
     with open(path, "w") as f:
         json.dump(payload, f, indent=2, default=float)
     print(f"results written to {path}")
     return path
 
 
-def bar_plot(name, title, groups, series, ylabel):
+def bar_plot(name, title, groups, series, ylabel, directory=None):
     """Grouped bars: ``series`` maps a label to one value (or None) per group."""
     try:
         import matplotlib
@@ -168,8 +427,9 @@ def bar_plot(name, title, groups, series, ylabel):
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    os.makedirs(RESULTS, exist_ok=True)
-    path = os.path.join(RESULTS, f"{name}.png")
+    directory = directory or RESULTS
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{name}.png")
     fig.savefig(path, dpi=100)
     print(f"plot written to {path}")
     return path
