@@ -22,7 +22,7 @@ import numpy as np
 
 from . import backend, callbacks as callbacks_module, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving
-from .backend import as_array, to_device, to_host
+from .backend import as_array, get_array_module, to_device, to_host
 from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
                      Flatten, Layer, MaxPooling2D, MinPooling2D)
 from .layers.base import _format_shape
@@ -192,12 +192,21 @@ class Sequential:
         y = to_device(y)
         return self.loss.per_sample(y, out), y
 
-    def _batch_logs(self, y_dev, out, loss_value):
-        """``y_dev``: the labels as ``_loss_value`` returned them (on the backend)."""
-        logs = {"loss": loss_value}
-        for name, fn in zip(self.metric_names, self._metric_fns):
-            logs[name] = float(to_host(fn(y_dev, out).mean()))
-        return logs
+    def _batch_logs(self, y_dev, out, per_sample):
+        """The batch's loss and metrics as Python floats, copied to the host together:
+        one transfer (and on a GPU one wait) per batch. ``y_dev``: the labels as
+        ``_loss_value`` returned them (on the backend)."""
+        xp = get_array_module(out)
+        values = [per_sample.mean()] + [fn(y_dev, out).mean() for fn in self._metric_fns]
+        host = to_host(xp.stack([v.astype("float64") for v in values]))
+        return dict(zip(["loss"] + self.metric_names, host.tolist()))
+
+    def _release_caches(self):
+        """Drop what the layers kept for a backward pass once a step (or an inference
+        batch) is done: the next forward replaces it anyway, and until then it would
+        double the memory a step needs (on a GPU, what limits the batch size)."""
+        for layer in self.layers:
+            layer.release_cache()
 
     def _train_step(self, x, y):
         out = self.forward(x, training=True)
@@ -211,7 +220,8 @@ class Sequential:
         grads = [g for layer in self.layers if layer.trainable_weights
                  for g in layer._grads]
         self.optimizer.apply(grads, self.trainable_weights)
-        return self._batch_logs(y_dev, out, float(to_host(per_sample.mean())))
+        self._release_caches()
+        return self._batch_logs(y_dev, out, per_sample)
 
     def train_on_batch(self, x, y):
         """One step on one batch; returns the pre-update loss (and metrics) as Keras does."""
@@ -307,8 +317,10 @@ class Sequential:
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
         x = as_array(x)
-        outs = [to_host(self.forward(x[i:i + batch_size], training=False))
-                for i in range(0, len(x), batch_size)]
+        outs = []
+        for i in range(0, len(x), batch_size):
+            outs.append(to_host(self.forward(x[i:i + batch_size], training=False)))
+            self._release_caches()
         return np.concatenate(outs, axis=0)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
@@ -320,8 +332,9 @@ class Sequential:
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             out = self.forward(xb, training=False)
+            self._release_caches()
             per_sample, y_dev = self._loss_value(yb, out)
-            logs = self._batch_logs(y_dev, out, float(to_host(per_sample.mean())))
+            logs = self._batch_logs(y_dev, out, per_sample)
             for key, value in logs.items():
                 totals[key] = totals.get(key, 0.0) + value * len(xb)
         logs = {k: v / len(x) for k, v in totals.items()}

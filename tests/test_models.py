@@ -1135,3 +1135,17 @@ def test_accuracy_metric_in_evaluate_and_fit(loss, targets):
     assert accuracy == pytest.approx(np.mean(predicted == labels))
     history = model.fit(x, targets(labels), batch_size=4, epochs=1, verbose=0)
     assert 0.0 <= history.history["accuracy"][0] <= 1.0
+
+
+def test_steps_and_inference_batches_leave_no_forward_caches():
+    """What layers keep for backward is dropped once a model's step or inference batch
+    is done, so it never lives on beside the next step's (twice the memory)."""
+    model = Sequential([Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
+                        MaxPooling2D(2), Flatten(), Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x, y = np.random.default_rng(0).random((10, 8, 8, 1)), np.arange(10) % 3
+    for run in (lambda: model.train_on_batch(x, y), lambda: model.predict(x, batch_size=4),
+                lambda: model.evaluate(x, y, batch_size=4),
+                lambda: model.fit(x, y, batch_size=4, epochs=1, verbose=0)):
+        run()
+        assert all(layer._cache is None for layer in model.layers)

@@ -305,6 +305,11 @@ class Layer:
         """The backward pass below the fused activation (layers with one override it)."""
         raise NotImplementedError
 
+    def release_cache(self):
+        """Forget what the last forward kept for backward (a model calls this after each
+        training step and inference batch); backward then needs a new forward."""
+        self._cache, self._out_shape = None, None
+
     def _set_gradients(self, grads):
         """``grads``: the trainable weights' gradients in ``trainable_weights`` order."""
         self._grads = list(grads)

@@ -73,6 +73,8 @@ def bias_activation_forward(z, b, name, channel_axis=-1):
     if b is not None and b.shape != (z.shape[axis],):
         raise ValueError(f"bias_activation: bias of shape {tuple(b.shape)} does not match "
                          f"{z.shape[axis]} channels on axis {axis} of {tuple(z.shape)}")
+    if b is None and name == "linear":
+        return z, (name, None)  # nothing to add, nothing to apply
     fast = _epilogue_kernel(z, name)
     if fast is not None and (b is None or axis == z.ndim - 1):
         xp = get_array_module(z)
