@@ -12,7 +12,6 @@ Subclasses fill in four hooks:
 - ``_forward(x, training)`` / ``_backward(dy)``  call the ops; ``_backward``
   returns dx and stores weight gradients with ``_set_gradients``.
 """
-import contextlib
 import re
 
 import numpy as np
@@ -210,8 +209,8 @@ class Layer:
             self._output_shape(sample)  # raises if this input makes the output empty
         if self._weights and not backend.on_current_backend(self._weights[0][1]):
             self._move_weights()
-        with self._device_memory(len(x), "forward"):
-            y = self._forward(to_device(x, dtype=self.dtype), bool(training))
+        y = self._on_device(lambda: self._forward(to_device(x, dtype=self.dtype), bool(training)),
+                            len(x), "forward")
         self._out_shape = tuple(y.shape)
         self._cache_on_device = backend.get_backend() == "cupy"
         self._grads = None
@@ -224,21 +223,24 @@ class Layer:
                          for n, v, t in self._weights]
         self._cache, self._out_shape, self._grads = None, None, None
 
-    @contextlib.contextmanager
-    def _device_memory(self, batch, what):
-        """Re-raise a GPU out-of-memory error with the layer, the batch and the remedies."""
+    def _on_device(self, run, batch, what):
+        """``run()``, with a GPU out-of-memory error re-raised as a MemoryError that names
+        the layer, the batch and the remedies. It is raised outside the ``except``, so it
+        does not chain to CuPy's error, whose traceback would keep the failed pass's
+        arrays alive in device memory while the caller tries again with a smaller batch."""
         try:
-            yield
+            return run()
         except Exception as exc:
             if not backend.is_out_of_memory(exc):
                 raise
             reason = f"{exc.__class__.__name__}: {str(exc).rstrip('.')}"
-            budget = backend.im2col_budget(*self.weights)
-            raise self._error(MemoryError, f"the GPU ran out of memory in the {what} pass on a "
-                                           f"batch of {batch} ({reason}). Use a smaller "
-                                           f"batch_size, or lower the im2col budget with "
-                                           f"minicnn.backend.set_im2col_budget(num_bytes) (now "
-                                           f"{budget} bytes per matrix)") from exc
+        self._cache = None
+        budget = backend.im2col_budget(*self.weights)
+        raise self._error(MemoryError, f"the GPU ran out of memory in the {what} pass on a "
+                                       f"batch of {batch} ({reason}). Use a smaller "
+                                       f"batch_size, or lower the im2col budget with "
+                                       f"minicnn.backend.set_im2col_budget(num_bytes) (now "
+                                       f"{budget} bytes per matrix)")
 
     def _check_same_place(self):
         if self._cache_on_device != (backend.get_backend() == "cupy"):
@@ -284,8 +286,8 @@ class Layer:
         self._check_data(dy, "dy")
         self._check_same_place()
         self._input_gradient = bool(input_gradient)
-        with self._device_memory(len(dy), "backward"):
-            return self._backward(to_device(dy, dtype=self.dtype))
+        return self._on_device(lambda: self._backward(to_device(dy, dtype=self.dtype)),
+                               len(dy), "backward")
 
     def backward_from_logits(self, dz):
         """For a layer ending in softmax: the backward pass that starts at the softmax
@@ -298,8 +300,8 @@ class Layer:
                                           f"{self._out_shape}, received {tuple(dz.shape)}")
         self._check_same_place()
         self._input_gradient = True
-        with self._device_memory(len(dz), "backward"):
-            return self._backward_linear(to_device(dz, dtype=self.dtype))
+        return self._on_device(lambda: self._backward_linear(to_device(dz, dtype=self.dtype)),
+                               len(dz), "backward")
 
     def _backward_linear(self, dz):
         """The backward pass below the fused activation (layers with one override it)."""
