@@ -10,6 +10,8 @@
 
 softmax acts on the last axis; its backward is the Jacobian-vector product
 ``diag(y) - y y^T`` applied to dy, written without building the Jacobian.
+The relu gradient of the kernels (numba's and CUDA's) selects: exactly 0 where
+x <= 0 even for an infinite or NaN dy, where NumPy's ``dy * [x > 0]`` gives NaN.
 
 ``bias_activation_forward`` is the epilogue of Conv2D and Dense: ``activation(z + b)``.
 Where the backend has a kernel for it (linear/relu/tanh; numba: float32, CUDA: float32
