@@ -11,6 +11,7 @@ the device memory each framework held at its peak) come from the helpers below.
 import json
 import os
 import platform
+import re
 import resource
 import statistics
 import sys
@@ -309,18 +310,51 @@ class MachineLoad:
         return usage.ru_utime + usage.ru_stime + children.ru_utime + children.ru_stime
 
 
-def environment():
-    """The facts a reader needs to compare figures: CPU, threads, BLAS settings."""
-    info = {"machine": platform.machine(), "cpus": os.cpu_count(),
+def cpu_facts():
+    """``(model name, ISA)`` of this CPU, the ISA being the widest vector extension
+    NumPy's BLAS and PyTorch's oneDNN can use: "AVX2", "AVX-512" or "AVX-512+AMX"."""
+    model, flags = "?", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "?":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+    return model, isa + ("+AMX" if "amx_tile" in flags else "")
+
+
+def machine_kind(model=None, isa=None):
+    """A folder name for this kind of machine (or the one described), e.g.
+    "amd-epyc-avx2" or "intel-xeon-avx512-amx": figures of different kinds are never
+    mixed in one file."""
+    if model is None or isa is None:
+        model, isa = cpu_facts()
+    words = [w for w in re.findall(r"[a-z0-9]+", re.sub(r"\((r|tm)\)", " ", model.lower()))
+             if w not in ("cpu", "processor")]
+    name = "-".join(words[:2]) or "cpu"
+    return f"{name}-{isa.lower().replace('-512', '512').replace('+', '-')}"
+
+
+def results_dir(directory=None):
+    """Where results go: ``directory`` if given, else benchmarks/results/<machine kind>/."""
+    return directory or os.path.join(RESULTS, machine_kind())
+
+
+def environment(gemm_size=2048):
+    """The facts a reader needs to compare figures: CPU model, ISA, the float32 GEMM
+    peak measured now (the honest gauge on a shared machine), threads, BLAS settings."""
+    model, isa = cpu_facts()
+    info = {"cpu": model, "isa": isa, "machine_kind": machine_kind(),
+            "gemm_peak_gflops": round(gemm_peak(gemm_size), 1),
+            "machine": platform.machine(), "cpus": os.cpu_count(),
             "python": platform.python_version(), "numpy": np.__version__,
             "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
             "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "(unset)")}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next((line.split(":", 1)[1].strip() for line in f
-                                if line.startswith("model name")), "?")
-    except OSError:
-        pass
     try:
         import numba
         info["numba"] = numba.__version__
@@ -397,7 +431,7 @@ def torch_or_none(threads=None):
 
 
 def write_results(name, payload, directory=None):
-    directory = directory or RESULTS
+    directory = results_dir(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{name}.json")
     with open(path, "w") as f:
@@ -427,7 +461,7 @@ def bar_plot(name, title, groups, series, ylabel, directory=None):
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    directory = directory or RESULTS
+    directory = results_dir(directory)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, f"{name}.png")
     fig.savefig(path, dpi=100)

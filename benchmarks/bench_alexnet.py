@@ -8,7 +8,7 @@ against PyTorch CPU.
 
 Each framework runs in a fresh process, so its peak resident memory (ru_maxrss)
 is its own; the frameworks take turns for ``--rounds`` rounds, and the throughput
-ratio is the median over rounds of the ratio within a round. Writes benchmarks/results/bench_alexnet.json and .png.
+ratio is the median over rounds of the ratio within a round. Writes benchmarks/results/<machine kind>/bench_alexnet.json and .png.
 
 With ``--backends cupy`` (each worker process sets its backend) the peer is PyTorch
 on the same GPU ("torch-cuda", cuDNN at its defaults; ``--cudnn-benchmark`` adds it
@@ -195,7 +195,7 @@ def main(argv=None):
     rounds = args.rounds or (1 if smoke else 2)
     timeout = args.worker_timeout or (300 if gpu else None)
 
-    info = _common.environment()
+    info = _common.environment(512 if smoke else 2048)
     _common.print_environment(info)
     torch = _common.torch_or_none()
     torch_gpu = _common.torch_cuda_or_none(torch) if gpu else None

@@ -10,7 +10,7 @@ in the machine's load hits all alike. Prints, per shape, the median milliseconds
 forward and forward+backward, the effective GFLOP/s (2*N*OH*OW*F*KH*KW*C per pass;
 forward+backward counts three passes: y, dW and dX), the fraction of the float32
 GEMM peak this script measures on the same machine, and the ratios against PyTorch
-and the naive baseline. Writes benchmarks/results/bench_kernels.json and .png.
+and the naive baseline. Writes benchmarks/results/<machine kind>/bench_kernels.json and .png.
 
 ``--backends`` picks the minicnn backends (default: every CPU backend that runs
 here). With ``cupy`` the peer is PyTorch on the same GPU ("torch-cuda", cuDNN at its
@@ -224,7 +224,7 @@ def main(argv=None):
     cpu_backends = [b for b in backends if b not in _common.GPU_BACKENDS]
     gpu = len(cpu_backends) < len(backends)
 
-    info = _common.environment()
+    info = _common.environment(512 if args.smoke else 2048)
     _common.print_environment(info)
     torch = _common.torch_or_none()
     torch_gpu = _common.torch_cuda_or_none(torch) if gpu else None
@@ -235,7 +235,7 @@ def main(argv=None):
         info.update(gpu_info)
     peak = gpu_peak = None
     if cpu_backends:
-        peak = _common.gemm_peak(512 if args.smoke else 2048)
+        peak = info["gemm_peak_gflops"]
         results["gemm_peak_gflops"] = peak
         print(f"float32 GEMM peak (NumPy's BLAS, {512 if args.smoke else 2048}^3): "
               f"{peak:.1f} GFLOP/s")

@@ -12,7 +12,7 @@ overhead" is the difference, and the ratio to PyTorch is the median over the lat
 rounds of (epoch time / PyTorch's epoch time in the same round). The JIT warm-up
 with a warm on-disk cache is measured in fresh processes: the time from import to
 the end of the first training step.
-Writes benchmarks/results/bench_lenet5.json and .png.
+Writes benchmarks/results/<machine kind>/bench_lenet5.json and .png.
 
 With ``--backends cupy`` the peer is PyTorch on the same GPU ("torch-cuda", cuDNN at
 its defaults; ``--cudnn-benchmark`` adds it with ``torch.backends.cudnn.benchmark``
@@ -223,7 +223,7 @@ def main(argv=None):
     if args.smoke:
         os.environ.setdefault("MINICNN_OFFLINE", "1")  # the shipped subset is plenty
 
-    info = _common.environment()
+    info = _common.environment(512 if args.smoke else 2048)
     _common.print_environment(info)
     torch = _common.torch_or_none()
     torch_gpu = _common.torch_cuda_or_none(torch) if gpu else None

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Everything that needs an NVIDIA GPU, in one run: the `gpu` tests (every layer against
 # NumPy, a LeNet-5 fit, the optimizers, save/load across backends, the benchmark smoke
-# runs), then the three benchmarks against PyTorch on the same GPU. Results go to $OUT
-# (default benchmarks/results, as *_gpu.json and .png); a log of everything to
-# $OUT/gpu_check.log. About 6-10 minutes on one H100/H200-class GPU.
+# runs), then the three benchmarks against PyTorch on the same GPU. Results go to $OUT if
+# set, else to benchmarks/results/<machine kind>/ as *_gpu.json and .png; a log of
+# everything to gpu_check.log there. About 6-10 minutes on one H100/H200-class GPU.
 #
 #     bash benchmarks/gpu_check.sh            # needs CuPy, a CUDA PyTorch, pytest, hypothesis
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-benchmarks/results}"
-mkdir -p "$OUT"
 export MINICNN_OFFLINE=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+OUT="${OUT:-$(cd benchmarks && python -c 'import _common; print(_common.results_dir())')}"
+mkdir -p "$OUT"
 status=0
 run() {  # run a step, log it, remember a failure, carry on
     echo "=== $* ($(date +%T))" | tee -a "$OUT/gpu_check.log"

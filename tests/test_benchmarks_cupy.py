@@ -181,3 +181,22 @@ def test_a_failing_implementation_is_reported_and_the_others_go_on(standin_cupy,
     conv, pool = written["cases"][0], written["cases"][-1]
     assert "minicnn-cupy" in conv["ms"]
     assert "minicnn-cupy" not in pool["ms"] and "pooling broke" in pool["failures"]["minicnn-cupy"]
+
+
+@pytest.mark.parametrize("model, isa, kind", [
+    ("AMD EPYC", "AVX2", "amd-epyc-avx2"),
+    ("AMD EPYC 7B13 64-Core Processor", "AVX2", "amd-epyc-avx2"),
+    ("Intel(R) Xeon(R) Platinum 8480C", "AVX-512+AMX", "intel-xeon-avx512-amx"),
+    ("Intel(R) Xeon(R) CPU @ 2.20GHz", "AVX-512", "intel-xeon-avx512"),
+])
+def test_results_are_kept_per_machine_kind(model, isa, kind):
+    sys.path.insert(0, BENCHMARKS)
+    try:
+        import _common
+    finally:
+        sys.path.remove(BENCHMARKS)
+    assert _common.machine_kind(model, isa) == kind
+    assert _common.results_dir() == os.path.join(_common.RESULTS, _common.machine_kind())
+    info = _common.environment(256)
+    assert info["isa"].split("+")[0] in ("SSE", "AVX2", "AVX-512")
+    assert info["gemm_peak_gflops"] > 0 and info["cpu"]
