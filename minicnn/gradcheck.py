@@ -8,6 +8,9 @@ estimate the same thing one entry at a time:
 
 with an error of order h**2. In float64 with h around 1e-6 the two agree to
 about 1e-8 relative; a wrong backward pass is off by order 1.
+
+``check_layer(layer, x)`` and ``check_model(model, x, y)`` (at the end) do it for a
+whole layer or model and print the table; the rest are the classroom pieces.
 """
 import numpy as np
 
@@ -91,3 +94,150 @@ def check_layer_gradients(layer, x, training=True, seed=0, h=1e-6, before_forwar
             numeric = numerical_gradient(lambda _: run(x), value, dy, h)
             errors[name] = rel_error(analytic[name], numeric)
     return errors
+
+
+# ---------------------------------------------------------------------------------
+# the public checks: a table per layer or model
+# ---------------------------------------------------------------------------------
+THRESHOLD = 1e-5          # largest relative error a gradient may have and pass
+ELEMENTWISE_UP_TO = 4096  # tensors up to this size are checked entry by entry
+DIRECTIONS = 3            # larger ones along this many random directions
+
+
+class _Float64:
+    """Build and run in float64 on a host backend, then put the float type and the
+    backend back as they were (also when the check raises)."""
+
+    def __enter__(self):
+        from . import backend
+        self.floatx, self.backend = backend.floatx(), backend.get_backend()
+        backend.set_floatx("float64")
+        if self.backend == "cupy":  # perturbing weights in place needs host arrays
+            backend.set_backend("numpy")
+        return self
+
+    def __exit__(self, *exc):
+        from . import backend
+        backend.set_floatx(self.floatx)
+        backend.set_backend(self.backend)
+        return False
+
+
+def _twin(layer):
+    """A float64 copy of ``layer``: same class, arguments and weights."""
+    config = dict(layer.get_config(), name=layer.name)
+    twin = type(layer)(**config)
+    if layer.built:
+        twin.build(layer.input_shape)
+        twin.set_weights(layer.get_weights())
+    return twin
+
+
+def _fixed_randomness(layers):
+    """A function that resets every dropout generator before a forward pass, so all
+    the evaluations of a check see the same masks."""
+    generators = [(layer, 1234 + i) for i, layer in enumerate(layers) if hasattr(layer, "_rng")]
+
+    def reset():
+        for layer, seed in generators:
+            layer._rng = np.random.default_rng(seed)
+    return reset
+
+
+def _gradient_row(name, analytic, value, scalar_of, threshold, seed, h):
+    """One row of the table: ``scalar_of()`` reads ``value`` (perturbed in place)."""
+    analytic = np.asarray(to_host(analytic), dtype=np.float64)
+    if value.size <= ELEMENTWISE_UP_TO:
+        numeric = numerical_gradient(lambda _: scalar_of(), value, np.float64(1.0), h)
+        error, method = rel_error(analytic, numeric), "elementwise"
+    else:
+        error = max(directional_error(lambda _: scalar_of(), value, analytic, seed + k, h)
+                    for k in range(DIRECTIONS))
+        method = f"{DIRECTIONS} directions"
+    return {"name": name, "shape": tuple(value.shape), "method": method,
+            "max_rel_error": error, "passed": bool(error <= threshold)}
+
+
+def _report(title, rows, threshold, print_fn):
+    if print_fn is None:
+        return
+    width = max([len(r["name"]) for r in rows] + [9])
+    lines = [f"{title} (float64 central differences, pass at max relative error <= "
+             f"{threshold:g})",
+             f"{'gradient':<{width}}  {'shape':<18}{'checked':<14}{'max rel error':>14}  result"]
+    for r in rows:
+        lines.append(f"{r['name']:<{width}}  {str(r['shape']):<18}{r['method']:<14}"
+                     f"{r['max_rel_error']:>14.2e}  {'pass' if r['passed'] else 'FAIL'}")
+    print_fn("\n".join(lines))
+
+
+def check_layer(layer, x, training=True, threshold=THRESHOLD, seed=0, h=1e-5, print_fn=print):
+    """Check ``layer``'s backward pass (its input gradient and every trainable weight's
+    gradient) against central differences of ``sum(layer(x) * dy)`` for a random
+    ``dy``, in float64 whatever the current float type (restored afterwards), on a
+    float64 copy of the layer with the same weights.
+
+    Prints a table (gradient, shape, how it was checked, max relative error, pass or
+    FAIL at ``threshold``) and returns it as a list of dicts. Tensors of up to
+    ``ELEMENTWISE_UP_TO`` values are checked entry by entry, larger ones along
+    ``DIRECTIONS`` random directions."""
+    with _Float64():
+        x = np.array(to_host(x), dtype=np.float64)
+        twin = _twin(layer)
+        reset = _fixed_randomness([twin])
+        reset()
+        y = to_host(twin.forward(x, training=training))
+        dy = np.random.default_rng(seed).standard_normal(y.shape)
+        dx = twin.backward(dy)
+        names = [n for n, _, t in twin._weights if t]
+        analytic = [("input", dx, x)] + [(name, grad, twin._weight(name)) for name, grad
+                                          in zip(names, twin.get_gradients() if names else [])]
+
+        def scalar():
+            reset()
+            return float(np.sum(to_host(twin.forward(x, training=training)) * dy))
+        rows = [_gradient_row(name, grad, value, scalar, threshold, seed, h)
+                for name, grad, value in analytic]
+    _report(f"check_layer: {type(layer).__name__} '{layer.name}'", rows, threshold, print_fn)
+    return rows
+
+
+def check_model(model, x, y, training=True, threshold=THRESHOLD, seed=0, h=1e-5,
+                print_fn=print):
+    """Check a compiled model's backward walk: the gradient of its loss on ``(x, y)``
+    with respect to the input and every trainable weight, as a training step computes
+    it (the fused softmax + cross-entropy start included), against central differences
+    of the loss, in float64 on a float64 copy of the model (float type restored
+    afterwards). Prints and returns the table of ``check_layer``, one row per weight
+    (named ``layer/weight``)."""
+    from .models import Sequential
+    model._require_compiled("check_model()")
+    model._require_built("check_model()")
+    with _Float64():
+        x = np.array(to_host(x), dtype=np.float64)
+        twin = Sequential([_twin(layer) for layer in model.layers], name=model.name)
+        twin.compile(optimizer="sgd", loss=model.loss)
+        reset = _fixed_randomness(twin.layers)
+
+        def loss_value():
+            reset()
+            out = twin.forward(x, training=training)
+            per_sample, _ = twin._loss_value(y, out)
+            return float(to_host(per_sample.mean()))
+        reset()
+        out = twin.forward(x, training=training)
+        _, y_dev = twin._loss_value(y, out)
+        if twin._fused_softmax_loss():
+            target = twin.loss.dense_targets(y_dev, out)
+            dx = twin.backward((out - target) / len(out), from_logits=True)
+        else:
+            dx = twin.backward(twin.loss.prepared_gradient(y_dev, out))
+        analytic = [("input", dx, x)]  # all of them first: each evaluation clears them
+        for layer in twin.layers:
+            names = [n for n, _, t in layer._weights if t]
+            for name, grad in zip(names, layer.get_gradients() if names else []):
+                analytic.append((f"{layer.name}/{name}", grad, layer._weight(name)))
+        rows = [_gradient_row(name, grad, value, loss_value, threshold, seed, h)
+                for name, grad, value in analytic]
+    _report(f"check_model: Sequential '{model.name}'", rows, threshold, print_fn)
+    return rows
