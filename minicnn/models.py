@@ -223,6 +223,17 @@ class Sequential:
         self._release_caches()
         return self._batch_logs(y_dev, out, per_sample)
 
+    def trace(self, x, y, print_fn=print):
+        """Walk one training step on ``(x, y)`` layer by layer and print what every layer
+        computes forward and passes backward (``minicnn.trace``); returns it as data.
+        The model does not change."""
+        from .trace import format_trace, trace_step
+        self._check_xy(x, y)
+        data = trace_step(self, x, y)
+        if print_fn is not None:
+            print_fn(format_trace(data))
+        return data
+
     def train_on_batch(self, x, y):
         """One step on one batch; returns the pre-update loss (and metrics) as Keras does."""
         self._require_compiled("train_on_batch()")

@@ -1,0 +1,176 @@
+"""``model.trace(x, y)``: one training step, every number a learner wants to see.
+
+The step is the one ``train_on_batch`` takes, walked layer by layer:
+
+    forward:   each layer's output -- shape, mean, std, min, max, and for relu the
+               fraction of dead units (output 0), for tanh/sigmoid the fraction of
+               saturated ones (|tanh| > 0.99, sigmoid < 0.01 or > 0.99), where the
+               local gradient all but vanishes;
+    loss:      the batch loss;
+    backward:  in the order backprop visits the layers, the gradient arriving at each
+               layer's output (its norm), the gradient it passes down to its input,
+               and for each trainable weight the gradient's norm and the ratio
+               |update| / |weight| of the step the optimizer would take (about 1e-3 is
+               healthy; much smaller means learning has stalled there, much larger
+               that it jumps around).
+
+Exploding or vanishing gradients show as norms growing or shrinking by orders of
+magnitude from the last layer to the first. The model is not changed: the update is
+computed on copies of the weights and of the optimizer's state, and what the
+forward pass moves on by itself (batch norm's moving statistics, dropout's random
+generators) is put back afterwards.
+"""
+import numpy as np
+
+from .backend import to_device, to_host
+from .optimizers import Optimizer
+
+
+def _stats(a, activation):
+    a = np.asarray(to_host(a), dtype=np.float64)
+    row = {"shape": tuple(a.shape), "mean": float(a.mean()), "std": float(a.std()),
+           "min": float(a.min()), "max": float(a.max())}
+    if activation == "relu":
+        row["dead_fraction"] = float(np.mean(a <= 0))
+    elif activation == "tanh":
+        row["saturated_fraction"] = float(np.mean(np.abs(a) > 0.99))
+    elif activation == "sigmoid":
+        row["saturated_fraction"] = float(np.mean((a < 0.01) | (a > 0.99)))
+    return row
+
+
+def _norm(a):
+    return float(np.linalg.norm(np.asarray(to_host(a), dtype=np.float64)))
+
+
+def _next_updates(model, grads):
+    """The change each trainable weight would see in the next step: the optimizer's
+    own rule applied to copies (its slots included), so the model stays as it is."""
+    optimizer = model.optimizer
+    twin = type(optimizer)(**optimizer.get_config())
+    if optimizer._slots is not None:
+        twin.set_state(optimizer.get_state())
+    else:
+        twin.iterations = optimizer.iterations
+    before = [to_host(w).copy() for w in model.trainable_weights]
+    after = [to_device(w.copy()) for w in before]
+    twin.apply([to_device(to_host(g)) for g in grads], after)
+    return [to_host(a) - b for a, b in zip(after, before)]
+
+
+def trace_step(model, x, y):
+    """The numbers of one training step of ``model`` on ``(x, y)`` (see the module
+    docstring), as a dict; nothing in the model changes."""
+    model._require_compiled("trace()")
+    if not isinstance(model.optimizer, Optimizer):
+        raise TypeError(f"Sequential '{model.name}': trace() needs a minicnn optimizer")
+    layers = model.layers
+    kept = _KeptState(layers)
+    try:
+        return _trace(model, layers, x, y)
+    finally:
+        kept.restore()
+
+
+class _KeptState:
+    """What a training-mode forward changes besides the caches: the weight lists
+    (batch norm replaces its moving statistics) and the random generators (dropout)."""
+
+    def __init__(self, layers):
+        from .utils import global_rng
+        self.weights = [(layer, list(layer._weights)) for layer in layers]
+        generators = [global_rng()] + [l._rng for l in layers if getattr(l, "_rng", None)]
+        self.generators = [(g, g.bit_generator.state) for g in generators]
+
+    def restore(self):
+        for layer, weights in self.weights:
+            layer._weights = weights
+        for generator, state in self.generators:
+            generator.bit_generator.state = state
+
+
+def _trace(model, layers, x, y):
+    forward, out = [], x
+    for layer in layers:
+        out = layer.forward(out, training=True)
+        activation = getattr(layer, "activation", None)
+        forward.append({"layer": layer.name, "class": type(layer).__name__,
+                        "activation": activation, **_stats(out, activation)})
+    per_sample, y_dev = model._loss_value(y, out)
+    loss = float(to_host(per_sample.mean()))
+
+    backward = []
+    if model._fused_softmax_loss():
+        # the step starts below the softmax: dL/dlogits = (p - y) / N
+        grad = (out - model.loss.dense_targets(y_dev, out)) / len(out)
+        arriving = ("logits", _norm(grad))
+        grad = layers[-1].backward_from_logits(grad)
+        backward.append((layers[-1], arriving, grad))
+        rest = layers[:-1]
+    else:
+        grad = model.loss.prepared_gradient(y_dev, out)
+        rest = layers
+    for layer in reversed(rest):
+        arriving = ("output", _norm(grad))
+        grad = layer.backward(grad)
+        backward.append((layer, arriving, grad))
+
+    grads = [g for layer in layers if layer.trainable_weights for g in layer._grads]
+    updates = iter(_next_updates(model, grads))
+    rows = []
+    for layer, (where, arriving_norm), passed in backward:
+        weights = []
+        names = [n for n, _, t in layer._weights if t]
+        for name, g in zip(names, layer._grads or []):
+            w = to_host(layer._weight(name))
+            weights.append({"name": name, "shape": tuple(w.shape), "grad_norm": _norm(g),
+                            "weight_norm": _norm(w)})
+        rows.append({"layer": layer.name, "class": type(layer).__name__,
+                     "grad_at": where, "grad_in_norm": arriving_norm,
+                     "grad_out_norm": _norm(passed), "weights": weights})
+    # the optimizer's updates come in model order; the rows are in backward order
+    for row in reversed(rows):
+        for weight in row["weights"]:
+            change = next(updates)
+            weight["update_norm"] = _norm(change)
+            # a zero weight (a fresh bias) has no meaningful ratio
+            weight["update_ratio"] = (weight["update_norm"] / weight["weight_norm"]
+                                      if weight["weight_norm"] > 0 else None)
+    model._release_caches()
+    return {"model": model.name, "batch": len(out), "loss": loss, "forward": forward,
+            "backward": rows}
+
+
+def format_trace(data):
+    """The trace as text: a forward table, the loss, a backward table."""
+    names = [f"{row['layer']} ({row['class']})" for row in data["forward"]]
+    width = max(len(n) for n in names + ["layer (class)"]) + 2
+    lines = [f"trace of one training step: Sequential '{data['model']}', batch of "
+             f"{data['batch']}", "forward (in layer order):",
+             f"  {'layer (class)':<{width}}{'output shape':<20}{'mean':>10}{'std':>10}"
+             f"{'min':>10}{'max':>10}  note"]
+    for name, row in zip(names, data["forward"]):
+        note = ""
+        if "dead_fraction" in row:
+            note = f"dead relu {100 * row['dead_fraction']:.1f}%"
+        elif "saturated_fraction" in row:
+            note = f"saturated {row['activation']} {100 * row['saturated_fraction']:.1f}%"
+        lines.append(f"  {name:<{width}}{str(row['shape']):<20}"
+                     f"{row['mean']:>10.4f}{row['std']:>10.4f}{row['min']:>10.4f}"
+                     f"{row['max']:>10.4f}  {note}")
+    lines.append(f"loss: {data['loss']:.6f}")
+    lines.append("backward (in the order backprop visits the layers):")
+    lines.append(f"  {'layer':<{width}}{'|dL/d out|':>14}{'|dL/d in|':>14}   weight "
+                 f"gradients (|grad|, |update|/|weight|)")
+    for row in data["backward"]:
+        arriving = f"{row['grad_in_norm']:.3e}" + ("*" if row["grad_at"] == "logits" else " ")
+        weights = ", ".join(
+            f"{w['name']} {w['grad_norm']:.2e} "
+            + ("(weight 0)" if w["update_ratio"] is None else f"{w['update_ratio']:.1e}")
+            for w in row["weights"])
+        lines.append(f"  {row['layer']:<{width}}{arriving:>14}{row['grad_out_norm']:>14.3e}   "
+                     f"{weights}".rstrip())
+    if any(row["grad_at"] == "logits" for row in data["backward"]):
+        lines.append("  * softmax + cross-entropy: the gradient starts at the logits, "
+                     "(p - y) / N")
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""``model.trace(x, y)``: one training step laid out layer by layer, as text and data,
+without changing the model."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                            MaxPooling2D)
+
+
+def _model(optimizer="adam"):
+    mc.utils.set_random_seed(0)
+    model = mc.Sequential([
+        Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)), MaxPooling2D(2),
+        Conv2D(3, 3, padding="same", activation="tanh"), AveragePooling2D(2), Flatten(),
+        Dropout(0.2, seed=1), BatchNormalization(), Dense(3, activation="softmax")])
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _data(n=12, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 8, 8, 1)).astype(np.float32), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("optimizer", [lambda: mc.optimizers.Adam(1e-2),
+                                       lambda: mc.optimizers.SGD(0.1, momentum=0.9)],
+                         ids=["adam", "sgd-momentum"])
+def test_trace_changes_nothing_and_predicts_the_next_step(optimizer):
+    model = _model(optimizer())
+    x, y = _data()
+    model.train_on_batch(x, y)  # the optimizer has slots and an iteration count now
+    weights, state = model.get_weights(), model.optimizer.get_state()
+    data = model.trace(x, y, print_fn=None)
+    for a, b in zip(model.get_weights(), weights):
+        np.testing.assert_array_equal(a, b)
+    assert model.optimizer.get_state()["iterations"] == state["iterations"]
+    for slot in model.optimizer.slot_names:
+        for a, b in zip(model.optimizer.get_state()[slot], state[slot]):
+            np.testing.assert_array_equal(a, b)
+    assert all(layer._cache is None for layer in model.layers)
+
+    # the |update| / |weight| ratios are those of the step train_on_batch then takes
+    loss = model.train_on_batch(x, y)[0]
+    assert data["loss"] == pytest.approx(loss, rel=1e-6)
+    actual = {}
+    for layer, new, old in zip([l for l in model.layers for _ in l.weights],
+                               model.get_weights(), weights):
+        actual.setdefault(layer.name, []).append((new, old))
+    for row in data["backward"]:
+        layer = next(l for l in model.layers if l.name == row["layer"])
+        names = [n for n, _, t in layer._weights if t]
+        for w in row["weights"]:
+            new, old = actual[layer.name][layer.weight_names.index(w["name"])]
+            assert w["name"] in names
+            ratio = np.linalg.norm(new.astype(np.float64) - old) / np.linalg.norm(old)
+            if w["update_ratio"] is None:
+                assert not old.any()
+            else:
+                assert w["update_ratio"] == pytest.approx(ratio, rel=1e-3)
+
+
+def test_trace_follows_the_chain_rule_backwards():
+    model = _model()
+    x, y = _data()
+    data = model.trace(x, y, print_fn=None)
+    forward, backward = data["forward"], data["backward"]
+    assert [r["layer"] for r in forward] == [l.name for l in model.layers]
+    assert [r["layer"] for r in backward] == [l.name for l in reversed(model.layers)]
+    assert forward[0]["shape"] == (12, 6, 6, 4) and forward[-1]["shape"] == (12, 3)
+    assert backward[0]["grad_at"] == "logits"  # fused softmax + cross-entropy
+    # what a layer passes down is what arrives at the layer below it
+    for above, below in zip(backward, backward[1:]):
+        assert below["grad_in_norm"] == pytest.approx(above["grad_out_norm"], rel=1e-6)
+    # average pooling 2x2 spreads each gradient over 4 cells: the norm halves
+    pool = next(r for r in backward if r["class"] == "AveragePooling2D")
+    assert pool["grad_out_norm"] == pytest.approx(pool["grad_in_norm"] / 2, rel=1e-5)
+
+
+def test_trace_counts_dead_relus_and_saturated_tanh():
+    model = mc.Sequential([Dense(4, activation="relu", input_shape=(2,)),
+                           Dense(2, activation="tanh")])
+    model.compile("sgd", "mse")
+    model.set_weights([np.array([[1, -1, 1, -1], [0, 0, 0, 0]], np.float32), np.zeros(4),
+                       np.full((4, 2), 10, np.float32) * [[1], [1], [0], [0]], np.zeros(2)])
+    x = np.array([[1.0, 0], [2.0, 0]], np.float32)  # units 2 and 4 are always negative
+    data = model.trace(x, np.zeros((2, 2)), print_fn=None)
+    assert data["forward"][0]["dead_fraction"] == 0.5
+    assert data["forward"][1]["saturated_fraction"] == 1.0  # tanh(10), tanh(20), ...
+
+
+def test_trace_prints_both_passes():
+    lines = []
+    _model().trace(*_data(), print_fn=lines.append)
+    text = lines[0]
+    for piece in ("trace of one training step", "forward (in layer order)", "loss:",
+                  "backward (in the order backprop visits the layers)", "dead relu",
+                  "saturated tanh", "(p - y) / N", "|update|/|weight|"):
+        assert piece in text, piece
+
+
+def test_trace_needs_a_compiled_model():
+    model = mc.Sequential([Dense(2, input_shape=(3,))])
+    with pytest.raises(ValueError, match=r"trace\(\) needs compile\(\) first"):
+        model.trace(np.ones((2, 3)), np.ones((2, 2)))
