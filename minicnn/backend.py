@@ -4,11 +4,13 @@ Every op in ``minicnn.ops`` is written once against an *array module* ``xp``
 (NumPy on the CPU, CuPy on a CUDA GPU). ``get_array_module(x)`` picks the module
 that owns an array, so the same im2col, pooling and batch-norm code serves both.
 
-A *backend* is a name (``"numpy"``, ``"numba"``, ``"cupy"``) that decides where
-layers keep their weights and which specialised kernels they call: ``numpy`` runs
-the array code of ``minicnn.ops`` as written, ``numba`` swaps in the compiled CPU
-loops of ``minicnn.kernels.numba_cpu`` where they pay, ``cupy`` runs the same array
-code on a CUDA GPU with the CUDA kernels of ``minicnn.kernels.cuda``.
+A *backend* is a name (``"numpy"``, ``"numba"``, ``"cupy"``, ``"reference"``) that
+decides where layers keep their weights and which specialised kernels they call:
+``numpy`` runs the array code of ``minicnn.ops`` as written, ``numba`` swaps in the
+compiled CPU loops of ``minicnn.kernels.numba_cpu`` where they pay, ``cupy`` runs the
+same array code on a CUDA GPU with the CUDA kernels of ``minicnn.kernels.cuda``, and
+``reference`` runs every kernel as the plainest Python loop
+(``minicnn.kernels.reference``), slow by design, to learn from and compare with.
 
 ``kernels_for(*arrays)`` is the one dispatch point: an op hands it its arrays and
 gets the kernel set that serves them (numba's for host arrays on the numba backend,
@@ -295,13 +297,17 @@ def _numba_problem():
     return None
 
 
-_KNOWN = ("numpy", "numba", "cupy")
-_PROBLEMS = {"numpy": lambda: None, "numba": _numba_problem, "cupy": lambda: _cupy_problem()}
+# "reference" runs every kernel as a plain Python loop (minicnn.kernels.reference):
+# always there, slow by design, for learning; available() lists the others.
+_KNOWN = ("numpy", "numba", "cupy", "reference")
+_PROBLEMS = {"numpy": lambda: None, "numba": _numba_problem, "cupy": lambda: _cupy_problem(),
+             "reference": lambda: None}
 
 
 def available():
-    """The backends that can run on this machine, e.g. ``["numpy", "numba"]``."""
-    return [name for name in _KNOWN if _PROBLEMS[name]() is None]
+    """The backends that can run on this machine, e.g. ``["numpy", "numba"]`` (the
+    teaching backend ``"reference"`` always runs and is not listed)."""
+    return [name for name in _KNOWN[:3] if _PROBLEMS[name]() is None]
 
 
 def default_backend():
@@ -313,14 +319,20 @@ def kernels_for(*arrays):
     """The kernel set that serves ``arrays``, the one dispatch point of the ops:
 
     - host (NumPy) arrays on the numba backend: ``minicnn.kernels.numba_cpu``;
+    - host arrays on the reference backend: ``minicnn.kernels.reference`` (plain loops);
     - device (CuPy) arrays of float32/float64: ``minicnn.kernels.cuda``;
     - anything else: None, meaning "run the array code of minicnn.ops as written".
 
-    Both sets have the same functions with the same arguments, so an op calls
+    The sets have the same functions with the same arguments, so an op calls
     whichever it gets without asking which it is."""
     if isinstance(arrays[0], numpy.ndarray):
-        if get_backend() != "numba" or not all(isinstance(a, numpy.ndarray) for a in arrays):
+        name = get_backend()
+        if name not in ("numba", "reference") or \
+                not all(isinstance(a, numpy.ndarray) for a in arrays):
             return None
+        if name == "reference":
+            from .kernels import reference
+            return reference
         from .kernels import numba_cpu
         return numba_cpu
     if all(_is_cupy_array(a) for a in arrays):

@@ -61,6 +61,26 @@ def test_conv2d_same_on_numba(config, filters, activation, use_bias):
                                         use_bias=use_bias, data_format=data_format), x)
 
 
+def pool_input(shape, seed, values, cls):
+    """Pooling inputs: normal values, ties (values from {-1, 0, 1}: the first extreme
+    cell must win) or a few NaN (for max/min: the first NaN wins)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 2, shape).astype(float) if values == "ties" else rng.standard_normal(shape)
+    if values == "nan" and cls is not AveragePooling2D:
+        x[rng.random(shape) < 0.1] = np.nan
+    return x
+
+
+def adam_results(backend, start, steps):
+    """Weights and Adam's slots after ``steps`` on ``backend``, from copies of ``start``."""
+    mc.backend.set_backend(backend)
+    weights = [w.copy() for w in start]
+    opt = mc.optimizers.Adam(3e-3)
+    for grads in steps:
+        opt.apply(grads, weights)
+    return weights + opt.get_state()["m"] + opt.get_state()["v"]
+
+
 @needs_numba
 @settings(deadline=None, max_examples=80)
 @given(window_configs(["valid", "same"]),
@@ -296,14 +316,7 @@ def test_adam_step_is_bitwise_the_same_on_numba():
     start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     grads = [[(rng.standard_normal(s) * 10.0 ** rng.integers(-8, 2)).astype(np.float32)
               for s in shapes] for _ in range(4)]
-    results = {}
-    for backend in ("numpy", "numba"):
-        mc.backend.set_backend(backend)
-        weights = [w.copy() for w in start]
-        opt = mc.optimizers.Adam(3e-3)
-        for step in grads:
-            opt.apply(step, weights)
-        results[backend] = weights + opt.get_state()["m"] + opt.get_state()["v"]
+    results = {backend: adam_results(backend, start, grads) for backend in ("numpy", "numba")}
     mc.backend.set_backend("numpy")
     for a, b in zip(results["numba"], results["numpy"]):
         assert a.dtype == np.float32

@@ -24,7 +24,7 @@ from minicnn.layers import (Activation, AveragePooling2D, BatchNormalization, Co
                             Dropout, Flatten, MaxPooling2D, MinPooling2D)
 
 import cupy_standin
-from test_backends import window_configs
+from test_backends import pool_input, window_configs
 from reference import cases
 from reference.compare import keras_summary  # noqa: F401  (the session fixture)
 
@@ -111,10 +111,7 @@ def test_conv2d_on_cupy(device, config, filters, activation, use_bias):
 def test_pooling_on_cupy(device, config, cls, values):
     padding, k, s, data_format, shape, seed = config
     mc.backend.set_floatx("float64")
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-1, 2, shape).astype(float) if values == "ties" else rng.standard_normal(shape)
-    if values == "nan" and cls is not AveragePooling2D:
-        x[rng.random(shape) < 0.1] = np.nan
+    x = pool_input(shape, seed, values, cls)
     assert_like_numpy(lambda: cls(k, s, padding, data_format=data_format), x)
 
 

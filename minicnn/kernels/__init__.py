@@ -3,6 +3,7 @@ and nothing else launches CUDA code.
 
 ``numba_cpu``: compiled CPU loops, used by ``minicnn.ops`` on the ``numba`` backend.
 ``cuda``: CUDA kernels (``.cu`` sources) launched through CuPy on the ``cupy`` backend.
+``reference``: the same kernels as plain Python loops, for the ``reference`` backend.
 
 Both expose the same functions with the same arguments (im2col, col2im, the
 poolings, the bias + activation epilogue, the activation gradient, Adam), so an op
