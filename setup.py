@@ -12,7 +12,9 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy>=1.23", "numba>=0.58", "tqdm>=4.60"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "scipy>=1.9", "pillow>=9"],
+        # nbclient, nbformat and ipykernel execute examples/notebooks in the tests
+        "test": ["pytest>=7", "hypothesis>=6.80", "scipy>=1.9", "pillow>=9",
+                 "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"],
         # CuPy for the cupy backend: the wheel that matches the NVIDIA driver's CUDA
         # version (nvidia-smi shows it; minicnn.backend.cupy_install_hint() says which),
         # with CUDA's libraries (cuBLAS, NVRTC, ...) as wheels: no system toolkit needed
