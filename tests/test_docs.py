@@ -41,7 +41,13 @@ def test_figures_the_pages_show_exist():
                 "docs/make_figures.py has not made"
 
 
-def test_backprop_walkthrough_runs_and_its_checks_pass():
+def _gradient_table(text):
+    """The rows of check_model's table: gradient name, shape, method and result."""
+    return re.findall(r"^(\S+)\s+(\([\d, ]+\))\s+(elementwise|\d directions)\s+\S+\s+(pass|FAIL)$",
+                      text, re.M)
+
+
+def test_walkthrough_runs_its_checks_pass_and_the_docs_show_its_output():
     import subprocess
     import sys
     root = DOCS.parent
@@ -49,9 +55,18 @@ def test_backprop_walkthrough_runs_and_its_checks_pass():
                             capture_output=True, text=True, timeout=300, cwd=root,
                             env=dict(os.environ, MINICNN_OFFLINE="1"))
     assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "trace of one training step" in out and "check_model: Sequential 'tiny'" in out
-    assert "FAIL" not in out
+    printed = result.stdout
+    assert "trace of one training step" in printed and "FAIL" not in printed
     before, after = map(float, re.search(r"loss on these 8 images: ([\d.]+) before, "
-                                         r"([\d.]+) after", out).groups())
+                                         r"([\d.]+) after", printed).groups())
     assert after < before
+    shown = (DOCS / "README.md").read_text(encoding="utf-8")
+    assert _gradient_table(printed) and _gradient_table(printed) == _gradient_table(shown)
+    layers = re.findall(r"^  (\w+) \((\w+)\)\s+\(", printed, re.M)
+    assert layers and layers == re.findall(r"^  (\w+) \((\w+)\)\s+\(", shown, re.M)
+
+
+def test_links_in_the_docs_point_at_files_that_exist():
+    for page in [DOCS / "README.md", *PAGES]:
+        for target in re.findall(r"\]\((\.\./[^)#]+)\)", page.read_text(encoding="utf-8")):
+            assert (DOCS / target).resolve().exists(), f"{page.name} links {target}"
