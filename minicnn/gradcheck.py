@@ -39,7 +39,7 @@ def numerical_gradient(f, x, dy, h=1e-6):
 
 
 def directional_error(f, x, analytic, seed=0, h=1e-6):
-    """Check a whole gradient at once along one random direction ``v``:
+    """Check a whole gradient at once along one random unit direction ``v``:
     ``(f(x + h v) - f(x - h v)) / 2h`` should equal ``sum(analytic * v)``.
 
     ``f`` returns a scalar and reads ``x``, which is perturbed in place and restored.
@@ -47,6 +47,7 @@ def directional_error(f, x, analytic, seed=0, h=1e-6):
     Returns the relative error of the two directional derivatives.
     """
     v = np.random.default_rng(seed).standard_normal(x.shape)
+    v /= np.linalg.norm(v)
     saved = x.copy()
     x += h * v
     plus = float(to_host(f(x)))

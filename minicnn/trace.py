@@ -103,7 +103,7 @@ def _trace(model, layers, x, y):
     if model._fused_softmax_loss():
         # the step starts below the softmax: dL/dlogits = (p - y) / N
         grad = (out - model.loss.dense_targets(y_dev, out)) / len(out)
-        arriving = ("logits", _norm(grad))
+        arriving = ("logits", _norm(grad), tuple(grad.shape))
         grad = layers[-1].backward_from_logits(grad)
         backward.append((layers[-1], arriving, grad))
         rest = layers[:-1]
@@ -111,14 +111,14 @@ def _trace(model, layers, x, y):
         grad = model.loss.prepared_gradient(y_dev, out)
         rest = layers
     for layer in reversed(rest):
-        arriving = ("output", _norm(grad))
+        arriving = ("output", _norm(grad), tuple(grad.shape))
         grad = layer.backward(grad)
         backward.append((layer, arriving, grad))
 
     grads = [g for layer in layers if layer.trainable_weights for g in layer._grads]
     updates = iter(_next_updates(model, grads))
     rows = []
-    for layer, (where, arriving_norm), passed in backward:
+    for layer, (where, arriving_norm, arriving_shape), passed in backward:
         weights = []
         names = [n for n, _, t in layer._weights if t]
         for name, g in zip(names, layer._grads or []):
@@ -126,8 +126,9 @@ def _trace(model, layers, x, y):
             weights.append({"name": name, "shape": tuple(w.shape), "grad_norm": _norm(g),
                             "weight_norm": _norm(w)})
         rows.append({"layer": layer.name, "class": type(layer).__name__,
-                     "grad_at": where, "grad_in_norm": arriving_norm,
-                     "grad_out_norm": _norm(passed), "weights": weights})
+                     "grad_at": where, "grad_shape": arriving_shape,
+                     "grad_in_norm": arriving_norm, "grad_out_norm": _norm(passed),
+                     "weights": weights})
     # the optimizer's updates come in model order; the rows are in backward order
     for row in reversed(rows):
         for weight in row["weights"]:
@@ -160,16 +161,16 @@ def format_trace(data):
                      f"{row['max']:>10.4f}  {note}")
     lines.append(f"loss: {data['loss']:.6f}")
     lines.append("backward (in the order backprop visits the layers):")
-    lines.append(f"  {'layer':<{width}}{'|dL/d out|':>14}{'|dL/d in|':>14}   weight "
-                 f"gradients (|grad|, |update|/|weight|)")
+    lines.append(f"  {'layer':<{width}}{'gradient shape':<20}{'|dL/d out|':>12}"
+                 f"{'|dL/d in|':>12}   weight gradients (|grad|, |update|/|weight|)")
     for row in data["backward"]:
         arriving = f"{row['grad_in_norm']:.3e}" + ("*" if row["grad_at"] == "logits" else " ")
         weights = ", ".join(
             f"{w['name']} {w['grad_norm']:.2e} "
             + ("(weight 0)" if w["update_ratio"] is None else f"{w['update_ratio']:.1e}")
             for w in row["weights"])
-        lines.append(f"  {row['layer']:<{width}}{arriving:>14}{row['grad_out_norm']:>14.3e}   "
-                     f"{weights}".rstrip())
+        lines.append(f"  {row['layer']:<{width}}{str(row['grad_shape']):<20}{arriving:>12}"
+                     f"{row['grad_out_norm']:>12.3e}   {weights}".rstrip())
     if any(row["grad_at"] == "logits" for row in data["backward"]):
         lines.append("  * softmax + cross-entropy: the gradient starts at the logits, "
                      "(p - y) / N")

@@ -69,6 +69,10 @@ def test_trace_follows_the_chain_rule_backwards():
     assert [r["layer"] for r in backward] == [l.name for l in reversed(model.layers)]
     assert forward[0]["shape"] == (12, 6, 6, 4) and forward[-1]["shape"] == (12, 3)
     assert backward[0]["grad_at"] == "logits"  # fused softmax + cross-entropy
+    # the gradient arriving at a layer has the shape of that layer's output
+    for row in backward:
+        assert row["grad_shape"] == next(f["shape"] for f in forward
+                                         if f["layer"] == row["layer"])
     # what a layer passes down is what arrives at the layer below it
     for above, below in zip(backward, backward[1:]):
         assert below["grad_in_norm"] == pytest.approx(above["grad_out_norm"], rel=1e-6)
