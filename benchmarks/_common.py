@@ -387,6 +387,12 @@ def add_backend_options(parser):
                              "torch.backends.cudnn.benchmark=True")
 
 
+def print_gpu_peer_note():
+    """What a GPU run's ratios mean, printed before them."""
+    print("GPU: the comparison that matters is minicnn-cupy against PyTorch on the same "
+          "GPU (torch-cuda), not against PyTorch on the CPU")
+
+
 def print_target(name, ratio, what="images/s over torch-cuda's"):
     """The line that says whether the GPU target (half of PyTorch's throughput) is met."""
     print(f"{name} {what}: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'not met'})")

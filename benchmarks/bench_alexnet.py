@@ -262,8 +262,7 @@ def main(argv=None):
                   f"over rounds), peak memory / PyTorch's {r['memory_over_torch']:.2f}")
     if TORCH_CUDA in done:
         ref = done[TORCH_CUDA]
-        print("GPU: the comparison that matters is minicnn-cupy against PyTorch on the same "
-              "GPU (torch-cuda), not against PyTorch on the CPU")
+        _common.print_gpu_peer_note()
         for name in [n for n in done if n in gpu_names]:
             r = done[name]
             ratios = [b / a for a, b in zip(r["steady_per_round"], ref["steady_per_round"])]

@@ -306,8 +306,7 @@ def main(argv=None):
                   f"{', '.join(f'{v:.2f}' for v in r['time_over_torch_per_round'])})")
     if TORCH_CUDA in frameworks:
         ref = frameworks[TORCH_CUDA]
-        print("GPU: the comparison that matters is minicnn-cupy against PyTorch on the same "
-              "GPU (torch-cuda), not against PyTorch on the CPU")
+        _common.print_gpu_peer_note()
         for name in [n for n in gpu_names if n in frameworks]:
             r = frameworks[name]
             r["time_over_torch_cuda_per_round"] = over(name, TORCH_CUDA)

@@ -241,11 +241,8 @@ def check_model(model, x, y, training=True, threshold=THRESHOLD, seed=0, h=1e-4,
         reset()
         out = twin.forward(x, training=training)
         _, y_dev = twin._loss_value(y, out)
-        if twin._fused_softmax_loss():
-            target = twin.loss.dense_targets(y_dev, out)
-            dx = twin.backward((out - target) / len(out), from_logits=True)
-        else:
-            dx = twin.backward(twin.loss.prepared_gradient(y_dev, out))
+        grad, from_logits = twin._loss_gradient(y_dev, out)
+        dx = twin.backward(grad, from_logits=from_logits)
         analytic = [("input", dx, x)]  # all of them first: each evaluation clears them
         for layer in twin.layers:
             names = [n for n, _, t in layer._weights if t]

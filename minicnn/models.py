@@ -208,18 +208,24 @@ class Sequential:
         for layer in self.layers:
             layer.release_cache()
 
+    def _loss_gradient(self, y_dev, out):
+        """Where the backward walk starts: ``(grad, from_logits)``. With softmax + cross-
+        entropy that is dL/d(softmax input) = (p - y) / N (no division by p, exact for any
+        logits, ``from_logits=True``); otherwise the loss's dL/d(output)."""
+        if self._fused_softmax_loss():
+            return (out - self.loss.dense_targets(y_dev, out)) / len(out), True
+        return self.loss.prepared_gradient(y_dev, out), False
+
+    def _gradients(self):
+        """The trainable weights' gradients of the last backward, in weight order."""
+        return [g for layer in self.layers if layer.trainable_weights for g in layer._grads]
+
     def _train_step(self, x, y):
         out = self.forward(x, training=True)
         per_sample, y_dev = self._loss_value(y, out)
-        if self._fused_softmax_loss():
-            # dL/d(softmax input) = (p - y) / N: no division by p, exact for any logits.
-            target = self.loss.dense_targets(y_dev, out)
-            self.backward((out - target) / len(out), from_logits=True, input_gradient=False)
-        else:
-            self.backward(self.loss.prepared_gradient(y_dev, out), input_gradient=False)
-        grads = [g for layer in self.layers if layer.trainable_weights
-                 for g in layer._grads]
-        self.optimizer.apply(grads, self.trainable_weights)
+        grad, from_logits = self._loss_gradient(y_dev, out)
+        self.backward(grad, from_logits=from_logits, input_gradient=False)
+        self.optimizer.apply(self._gradients(), self.trainable_weights)
         self._release_caches()
         return self._batch_logs(y_dev, out, per_sample)
 

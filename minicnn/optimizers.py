@@ -58,7 +58,7 @@ class Optimizer:
         if first is not None and variables and \
                 get_array_module(first) is not get_array_module(variables[0]):
             # the model moved to another backend (host <-> device): the slots follow
-            self._slots = {name: [to_device(to_host(a)) for a in arrays]
+            self._slots = {name: [to_device(a) for a in arrays]
                            for name, arrays in self._slots.items()}
         count = len(next(iter(self._slots.values()))) if self._slots else len(variables)
         if count != len(variables):
@@ -162,9 +162,10 @@ class Adam(Optimizer):
         if (fast is not None and w.dtype in fast.ADAM_DTYPES
                 and w.dtype == g.dtype == m.dtype == v.dtype
                 and all(a.flags.c_contiguous for a in (w, g, m, v))):
-            t = w.dtype.type  # the update's scalars in the weights' own precision
+            scalar = w.dtype.type  # the update's scalars in the weights' own precision
             fast.adam_update(w.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
-                             t(1 - self.beta_1), t(1 - self.beta_2), t(alpha), t(self.epsilon))
+                             scalar(1 - self.beta_1), scalar(1 - self.beta_2), scalar(alpha),
+                             scalar(self.epsilon))
             return
         m += (1 - self.beta_1) * (g - m)
         v += (1 - self.beta_2) * (g * g - v)

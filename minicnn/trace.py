@@ -48,13 +48,10 @@ def _next_updates(model, grads):
     own rule applied to copies (its slots included), so the model stays as it is."""
     optimizer = model.optimizer
     twin = type(optimizer)(**optimizer.get_config())
-    if optimizer._slots is not None:
-        twin.set_state(optimizer.get_state())
-    else:
-        twin.iterations = optimizer.iterations
+    twin.set_state(optimizer.get_state())  # the iteration count, and the slots if any
     before = [to_host(w).copy() for w in model.trainable_weights]
     after = [to_device(w.copy()) for w in before]
-    twin.apply([to_device(to_host(g)) for g in grads], after)
+    twin.apply(grads, after)
     return [to_host(a) - b for a, b in zip(after, before)]
 
 
@@ -99,24 +96,19 @@ def _trace(model, layers, x, y):
     per_sample, y_dev = model._loss_value(y, out)
     loss = float(to_host(per_sample.mean()))
 
-    backward = []
-    if model._fused_softmax_loss():
-        # the step starts below the softmax: dL/dlogits = (p - y) / N
-        grad = (out - model.loss.dense_targets(y_dev, out)) / len(out)
+    backward, rest = [], layers
+    grad, from_logits = model._loss_gradient(y_dev, out)
+    if from_logits:  # the step starts below the softmax: dL/dlogits = (p - y) / N
         arriving = ("logits", _norm(grad), tuple(grad.shape))
         grad = layers[-1].backward_from_logits(grad)
         backward.append((layers[-1], arriving, grad))
         rest = layers[:-1]
-    else:
-        grad = model.loss.prepared_gradient(y_dev, out)
-        rest = layers
     for layer in reversed(rest):
         arriving = ("output", _norm(grad), tuple(grad.shape))
         grad = layer.backward(grad)
         backward.append((layer, arriving, grad))
 
-    grads = [g for layer in layers if layer.trainable_weights for g in layer._grads]
-    updates = iter(_next_updates(model, grads))
+    updates = iter(_next_updates(model, model._gradients()))
     rows = []
     for layer, (where, arriving_norm, arriving_shape), passed in backward:
         weights = []

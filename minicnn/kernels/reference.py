@@ -23,12 +23,8 @@ def _inside(r, q, h, w):
 
 def _window_cells(n, oh, ow, kh, kw, sh, sw, top, left):
     """Every (image s, window (i, j), cell (a, b)) with the pixel (r, q) under it."""
-    for s in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                for a in range(kh):
-                    for b in range(kw):
-                        yield s, i, j, a, b, i * sh + a - top, j * sw + b - left
+    for s, i, j, a, b in np.ndindex(n, oh, ow, kh, kw):
+        yield s, i, j, a, b, i * sh + a - top, j * sw + b - left
 
 
 def im2col(x, kh, kw, sh, sw, top, left, oh, ow, pad_value, col):
@@ -59,39 +55,31 @@ def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
     pad = -math.inf if take_max else math.inf
-    for s in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                for ch in range(c):
-                    best, code = None, -1
-                    for a in range(kh):
-                        for b in range(kw):
-                            r, q = i * sh + a - top, j * sw + b - left
-                            v = x[s, r, q, ch] if _inside(r, q, h, w) else pad
-                            if best is None:
-                                wins = True
-                            elif v != v:                      # NaN: the first one wins
-                                wins = best == best
-                            else:
-                                wins = v > best if take_max else v < best
-                            if wins:
-                                best, code = v, (r * w + q if _inside(r, q, h, w) else -1)
-                    y[s, i, j, ch] = best
-                    winner[s, i, j, ch] = code
+    for s, i, j, ch in np.ndindex(y.shape):
+        best, code = None, -1
+        for a, b in np.ndindex(kh, kw):
+            r, q = i * sh + a - top, j * sw + b - left
+            v = x[s, r, q, ch] if _inside(r, q, h, w) else pad
+            if best is None:
+                wins = True
+            elif v != v:                      # NaN: the first one wins
+                wins = best == best
+            else:
+                wins = v > best if take_max else v < best
+            if wins:
+                best, code = v, (r * w + q if _inside(r, q, h, w) else -1)
+        y[s, i, j, ch] = best
+        winner[s, i, j, ch] = code
 
 
 def extreme_pool_backward(dy, winner, kh, kw, sh, sw, top, left, dx):
     """Each window's gradient goes to its winning pixel (none for padding)."""
-    n, oh, ow, c = dy.shape
-    _, h, w, _ = dx.shape
+    w = dx.shape[2]
     dx[...] = 0
-    for s in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                for ch in range(c):
-                    k = winner[s, i, j, ch]
-                    if k >= 0:
-                        dx[s, k // w, k % w, ch] += dy[s, i, j, ch]
+    for s, i, j, ch in np.ndindex(dy.shape):
+        k = winner[s, i, j, ch]
+        if k >= 0:
+            dx[s, k // w, k % w, ch] += dy[s, i, j, ch]
 
 
 def _real_cells(i, j, kh, kw, sh, sw, top, left, h, w):
@@ -101,28 +89,20 @@ def _real_cells(i, j, kh, kw, sh, sw, top, left, h, w):
 
 def avg_pool_forward(x, kh, kw, sh, sw, top, left, y):
     """The mean of each window's real (unpadded) cells."""
-    n, h, w, c = x.shape
-    _, oh, ow, _ = y.shape
-    for s in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                cells = _real_cells(i, j, kh, kw, sh, sw, top, left, h, w)
-                for ch in range(c):
-                    y[s, i, j, ch] = sum(x[s, r, q, ch] for r, q in cells) / len(cells)
+    _, h, w, _ = x.shape
+    for s, i, j, ch in np.ndindex(y.shape):
+        cells = _real_cells(i, j, kh, kw, sh, sw, top, left, h, w)
+        y[s, i, j, ch] = sum(x[s, r, q, ch] for r, q in cells) / len(cells)
 
 
 def avg_pool_backward(dy, kh, kw, sh, sw, top, left, dx):
     """Every real cell of a window receives the window's gradient / its cell count."""
-    n, oh, ow, c = dy.shape
     _, h, w, _ = dx.shape
     dx[...] = 0
-    for s in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                cells = _real_cells(i, j, kh, kw, sh, sw, top, left, h, w)
-                for r, q in cells:
-                    for ch in range(c):
-                        dx[s, r, q, ch] += dy[s, i, j, ch] / len(cells)
+    for s, i, j, ch in np.ndindex(dy.shape):
+        cells = _real_cells(i, j, kh, kw, sh, sw, top, left, h, w)
+        for r, q in cells:
+            dx[s, r, q, ch] += dy[s, i, j, ch] / len(cells)
 
 
 def _activate(v, kind):

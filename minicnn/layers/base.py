@@ -219,8 +219,7 @@ class Layer:
     def _move_weights(self):
         """The backend changed since the weights were made (e.g. numpy -> cupy): copy
         them to where it computes. The optimizer moves its slots the same way."""
-        self._weights = [(n, to_device(to_host(v), dtype=self.dtype), t)
-                         for n, v, t in self._weights]
+        self._weights = [(n, to_device(v, dtype=self.dtype), t) for n, v, t in self._weights]
         self._cache, self._out_shape, self._grads = None, None, None
 
     def _on_device(self, run, batch, what):
