@@ -139,6 +139,11 @@ def torch_trainer(torch, x, y, batch_size, device="cpu", cudnn_benchmark=None):
                    lambda: _common.torch_peak_bytes(torch))
 
 
+def isolated_torch_trainer(x, y, batch_size, device="cpu", cudnn_benchmark=None):
+    """torch_trainer for a worker process, which imports PyTorch itself."""
+    return torch_trainer(_common.torch_or_none(), x, y, batch_size, device, cudnn_benchmark)
+
+
 def interleaved_epochs(trainers, epochs, failures=None):
     """Epoch times per framework, taking turns epoch by epoch (A, B, A, B, ...), so a
     change in the machine's load hits every framework alike; and the device bytes each
@@ -239,19 +244,19 @@ def main(argv=None):
     if args.smoke:
         results["smoke"] = True
     failures = {}
-    makers = {f"minicnn-{b}": (lambda b=b: minicnn_trainer(b, x, y, args.batch_size))
-              for b in backends}
+    # each framework trains in a process of its own (see _common.IsolatedTrainer)
+    makers = {f"minicnn-{b}": ("minicnn_trainer", b, x, y, args.batch_size) for b in backends}
     if torch is not None and cpu_backends:
-        makers["torch"] = lambda: torch_trainer(torch, x, y, args.batch_size)
+        makers["torch"] = ("isolated_torch_trainer", x, y, args.batch_size)
     if torch_gpu is not None:
-        makers[TORCH_CUDA] = lambda: torch_trainer(torch, x, y, args.batch_size, "cuda")
+        makers[TORCH_CUDA] = ("isolated_torch_trainer", x, y, args.batch_size, "cuda")
         if args.cudnn_benchmark:
-            makers[TORCH_CUDA_TUNED] = lambda: torch_trainer(torch, x, y, args.batch_size,
-                                                             "cuda", cudnn_benchmark=True)
+            makers[TORCH_CUDA_TUNED] = ("isolated_torch_trainer", x, y, args.batch_size,
+                                        "cuda", True)
     trainers = {}
-    for name, make in makers.items():
+    for name, (factory, *factory_args) in makers.items():
         try:
-            trainers[name] = make()
+            trainers[name] = _common.IsolatedTrainer("bench_lenet5", factory, *factory_args)
         except Exception as exc:
             _common.report_failure(name, exc, failures)
     gpu_names = [n for n, t in trainers.items() if t.sync is not None]
@@ -287,6 +292,8 @@ def main(argv=None):
             results["numba_warmup_seconds"] = warm
             print(f"numba: import + build + first training step in fresh processes: "
                   f"{', '.join(f'{t:.2f}s' for t in warm)} (the later runs use the warm cache)")
+    for trainer in trainers.values():
+        trainer.close()
     results["other_processes_cpu_fraction"] = load.other_fraction
     frameworks = results["frameworks"]
 
