@@ -7,10 +7,15 @@ The layers live in ``minicnn.layers``, the pure forward/backward ops they call i
 ``minicnn.ops``, and the slow loop versions of convolution and pooling (the
 oracle the tests compare against) in ``minicnn.reference``.
 """
-from . import (backend, datasets, initializers, layers, losses, metrics, models, ops,
+from . import hostmemory
+
+if hostmemory.wanted():
+    hostmemory.keep_freed_memory()  # see minicnn/hostmemory.py: training steps reuse memory
+
+from . import (backend, datasets, initializers, layers, losses, metrics, models, ops,  # noqa: E402
                optimizers, reference, utils)
-from .models import Sequential
-from .backend import floatx, set_floatx
+from .models import Sequential  # noqa: E402
+from .backend import floatx, set_floatx  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -16,9 +16,14 @@ Backward, given ``dY = dL/dY`` (N*OH*OW, F), the three gradients follow from
 
 and col2im folds ``dX`` (one row per window) back onto the image, adding where
 windows overlap and dropping what falls on padding.
+
+A kernel set may convolve some layers directly from the image instead (see
+``direct_conv_suits`` in ``minicnn.kernels.numba_cpu``: few channels and filters,
+where the column matrix costs more than the product): the same sums, forward and
+for dW, without the matrix; dX is still ``dY @ W.T`` folded by col2im.
 """
 from .. import backend
-from ..backend import get_array_module
+from ..backend import get_array_module, kernels_for
 from ..shapes import normalize_data_format, normalize_padding, resolve_padding
 from .activations import bias_activation_forward
 from .im2col import col2im, im2col
@@ -65,6 +70,16 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
         raise ValueError(f"conv2d: a {kh}x{kw} kernel with padding '{padding}' does not fit an "
                          f"input of {h}x{wd}; the output would be empty")
 
+    fast = kernels_for(x, w)
+    if fast is not None and fast.direct_conv_suits(c, f, kh, kw, *strides):
+        x = xp.ascontiguousarray(x)
+        y = xp.empty((n, oh, ow, f), dtype=x.dtype)
+        fast.direct_conv_forward(x, xp.ascontiguousarray(w), pads[0][0], pads[1][0], y)
+        if b is not None:
+            y, _ = bias_activation_forward(y, b, "linear")
+        cache = (x, None, w, b is not None, strides, pads, (oh, ow), data_format, "direct")
+        return from_channels_last(y, data_format), cache
+
     w2 = w.reshape(kh * kw * c, f)
     chunk = images_per_chunk(x, oh * ow * kh * kw * c * x.dtype.itemsize)
     if chunk >= n:  # the usual case: one im2col matrix, one product
@@ -92,6 +107,15 @@ def conv2d_backward(dy, cache, need_dx=True):
     n, _, _, c = x.shape
     kh, kw, _, f = w.shape
     w2 = w.reshape(kh * kw * c, f)
+    if chunk == "direct":  # forward convolved from the image: so does dW
+        dy = xp.ascontiguousarray(dy)
+        dw = xp.empty(w.shape, dtype=w.dtype)
+        kernels_for(x, dy).direct_conv_weight_gradient(x, dy, pads[0][0], pads[1][0], dw)
+        dx = None
+        if need_dx:
+            dcol = (dy.reshape(-1, f) @ w2.T).reshape(n, oh, ow, kh, kw, c)
+            dx = from_channels_last(col2im(dcol, x.shape, (kh, kw), strides, pads), data_format)
+        return dx, dw, (bias_gradient(dy) if has_bias else None)
 
     dw = None
     parts = []

@@ -182,3 +182,8 @@ def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
     _launch("adam_update", w.dtype, w.size,
             (w, g, m, v, np.int64(w.size), t(one_minus_beta_1), t(one_minus_beta_2), t(alpha),
              t(epsilon)))
+
+
+def direct_conv_suits(c, f, kh, kw, sh, sw):
+    """Never: the CUDA set has no direct kernel; every layer runs as im2col + cuBLAS."""
+    return False

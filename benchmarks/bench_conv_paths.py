@@ -1,0 +1,98 @@
+"""Where the numba backend's direct convolution beats im2col + GEMM: the measurement
+behind ``direct_conv_suits`` in ``minicnn/kernels/numba_cpu.py``.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_conv_paths.py
+    python benchmarks/bench_conv_paths.py --smoke     # two tiny shapes, seconds
+
+For each layer shape (batch 128, stride 1) it times one training pass of the layer
+(forward, weight gradient, and the input gradient unless the layer is a network's
+first) on both paths, in turns, and prints the median milliseconds, the ratio and
+the winner, beside the channels and filters, the figures the kernel set chooses by.
+Writes benchmarks/results/<machine kind>/bench_conv_paths.json.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+import minicnn as mc  # noqa: E402
+from minicnn.kernels import numba_cpu  # noqa: E402
+from minicnn.ops import conv2d_backward, conv2d_forward  # noqa: E402
+
+# (H=W, C, F, k, padding, needs dX)
+SHAPES = [
+    (28, 1, 6, 5, "same", False),    # LeNet-5's first layer
+    (28, 1, 8, 3, "same", False),
+    (28, 1, 16, 5, "same", False),
+    (28, 1, 32, 3, "same", False),
+    (32, 3, 6, 5, "valid", False),
+    (32, 3, 8, 3, "same", False),
+    (28, 3, 16, 5, "same", False),
+    (14, 6, 16, 5, "valid", True),   # LeNet-5's second layer
+    (28, 2, 8, 3, "same", True),
+    (14, 2, 6, 5, "same", True),
+    (14, 4, 4, 3, "same", True),
+]
+SMOKE_SHAPES = [(8, 1, 2, 3, "same", False), (8, 2, 2, 3, "valid", True)]
+
+
+def layer_pass(x, w, padding, need_dx, direct):
+    def run():
+        saved = numba_cpu.direct_conv_suits
+        numba_cpu.direct_conv_suits = lambda *shape: direct
+        try:
+            y, cache = conv2d_forward(x, w, None, (1, 1), padding)
+            conv2d_backward(np.ones_like(y), cache, need_dx=need_dx)
+        finally:
+            numba_cpu.direct_conv_suits = saved
+    return run
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=15)
+    _common.add_output_options(parser)
+    args = parser.parse_args(argv)
+    if "numba" not in mc.backend.available():
+        print("numba is not installed: nothing to compare")
+        return 1
+    mc.backend.set_backend("numba")
+    info = _common.environment(512 if args.smoke else 2048)
+    _common.print_environment(info)
+    batch = 8 if args.smoke else 128
+    rng = np.random.default_rng(0)
+    results = {"environment": info, "batch": batch, "cases": []}
+    print(f"{'layer (batch ' + str(batch) + ', stride 1)':<44} {'direct':>9} "
+          f"{'im2col':>9} {'ratio':>6}  faster  chosen")
+    for h, c, f, k, padding, need_dx in (SMOKE_SHAPES if args.smoke else SHAPES):
+        x = rng.standard_normal((batch, h, h, c)).astype(np.float32)
+        w = (rng.standard_normal((k, k, c, f)) * 0.1).astype(np.float32)
+        med = _common.interleaved_medians(
+            {"direct": layer_pass(x, w, padding, need_dx, True),
+             "im2col": layer_pass(x, w, padding, need_dx, False)},
+            repeats=3 if args.smoke else args.repeats, pause=False)
+        name = f"{h}x{h}x{c}->{f} k{k} {padding}{' +dX' if need_dx else ''}"
+        ratio = med["direct"] / med["im2col"]
+        winner = "direct" if ratio < 1 else "im2col"
+        chosen = "direct" if numba_cpu.direct_conv_suits(c, f, k, k, 1, 1) else "im2col"
+        print(f"{name:<44} {med['direct'] * 1e3:>7.2f}ms {med['im2col'] * 1e3:>7.2f}ms "
+              f"{ratio:>6.2f}  {winner:<7} {chosen}")
+        results["cases"].append({"name": name, "chosen": chosen,
+                                 "ms": {key: v * 1e3 for key, v in med.items()},
+                                 "direct_over_im2col": ratio, "faster": winner})
+    print(f"the kernel set convolves directly at stride 1 with up to "
+          f"{numba_cpu.DIRECT_CONV_MAX_CHANNELS} channels and {numba_cpu.DIRECT_CONV_MAX_FILTERS} "
+          f"filters")
+    if args.smoke:
+        results["smoke"] = True
+    if _common.writes_files(args):
+        _common.write_results("bench_conv_paths", results, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
