@@ -7,7 +7,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["minicnn", "minicnn.*"]),
-    package_data={"minicnn.datasets": ["data/fashion-mnist-subset/*"],
+    package_data={"minicnn.datasets": ["data/fashion-mnist-subset/*", "data/mnist-subset/*"],
                   "minicnn.kernels.cuda": ["*.cu", "*.cuh", "*.h"]},
     python_requires=">=3.10",
     install_requires=["numpy>=1.23", "numba>=0.58", "tqdm>=4.60"],

