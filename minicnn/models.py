@@ -54,6 +54,7 @@ class Sequential:
         self.metric_names = []
         self.stop_training = False
         self.history = None
+        self._shuffle_rng = self._shuffle_seed = None  # made by the first fit
         for layer in layers or []:
             self.add(layer)
 
@@ -220,21 +221,32 @@ class Sequential:
         """The trainable weights' gradients of the last backward, in weight order."""
         return [g for layer in self.layers if layer.trainable_weights for g in layer._grads]
 
-    def _train_step(self, x, y):
+    def _train_step(self, x, y, finite_only=False):
+        """One step; returns the batch's logs (pre-update, as Keras reports them).
+        ``finite_only``: when the loss is NaN or Inf, change nothing (the weights and
+        the moving statistics stay those of the last step) and return the logs with
+        ``logs["applied"] = False``."""
+        kept = [list(layer._weights) for layer in self.layers] if finite_only else None
         out = self.forward(x, training=True)
         per_sample, y_dev = self._loss_value(y, out)
+        logs = self._batch_logs(y_dev, out, per_sample)  # read before the update: the
+        if finite_only and not math.isfinite(logs["loss"]):  # same one copy per batch
+            for layer, weights in zip(self.layers, kept):  # moving statistics are replaced,
+                layer._weights = weights                    # not changed in place
+            self._release_caches()
+            return dict(logs, applied=False)
         grad, from_logits = self._loss_gradient(y_dev, out)
         self.backward(grad, from_logits=from_logits, input_gradient=False)
         self.optimizer.apply(self._gradients(), self.trainable_weights)
         self._release_caches()
-        return self._batch_logs(y_dev, out, per_sample)
+        return logs
 
     def trace(self, x, y, print_fn=print):
         """Walk one training step on ``(x, y)`` layer by layer and print what every layer
         computes forward and passes backward (``minicnn.trace``); returns it as data.
         The model does not change."""
         from .trace import format_trace, trace_step
-        self._check_xy(x, y)
+        self._check_xy(x, y, "trace()")
         data = trace_step(self, x, y)
         if print_fn is not None:
             print_fn(format_trace(data))
@@ -243,7 +255,7 @@ class Sequential:
     def train_on_batch(self, x, y):
         """One step on one batch; returns the pre-update loss (and metrics) as Keras does."""
         self._require_compiled("train_on_batch()")
-        self._check_xy(x, y)
+        self._check_xy(x, y, "train_on_batch()")
         logs = self._train_step(x, y)
         return self._as_result(logs)
 
@@ -251,24 +263,73 @@ class Sequential:
         values = [logs["loss"]] + [logs[name] for name in self.metric_names]
         return values[0] if len(values) == 1 else values
 
-    def _check_xy(self, x, y):
+    def _check_samples(self, x, what):
+        """Inputs whose samples differ from the shape the model was built for are an
+        error, even where the layers could run them (a conv/pool stack can turn 9x9 and
+        8x8 images into the same number of features)."""
+        if not self.built or self.input_shape is None:
+            return
+        shape = tuple(x.shape) if hasattr(x, "shape") else tuple(np.shape(x))
+        expected, received = tuple(self.input_shape), shape[1:]
+        fits = len(expected) == len(received) and all(
+            e is None or e == r for e, r in zip(expected, received))
+        if not fits:
+            raise ValueError(f"Sequential '{self.name}': {what} expects inputs of shape "
+                             f"{_format_shape((None,) + expected)} (the shape the model was "
+                             f"built for). Received: inputs of shape {shape}")
+
+    def _check_finite(self, what, arrays):
+        """One vectorised pass per array: NaN or Inf in the data is an error naming the
+        array and the first bad element (``check_numerics=False`` skips this)."""
+        for name, a in arrays:
+            if a is None or np.asarray(a).dtype.kind not in "fc":
+                continue
+            xp = get_array_module(a)
+            bad = ~xp.isfinite(a)
+            if bool(bad.any()):
+                index = tuple(int(i) for i in np.unravel_index(int(bad.argmax()), a.shape))
+                value = to_host(a[index]).item() if index else to_host(a).item()
+                raise ValueError(
+                    f"Sequential '{self.name}': {what} received {name} holding NaN or Inf: "
+                    f"{name}[{', '.join(map(str, index))}] = {value} is the first (sample "
+                    f"{index[0] if index else 0}). Clean the data, or pass "
+                    f"check_numerics=False to skip this check")
+
+    def _check_xy(self, x, y, what="the data"):
+        self._check_samples(x, what)
         if len(x) != len(y):
             raise ValueError(f"Sequential '{self.name}': x and y must have the same number of "
                              f"samples. Received: {len(x)} inputs and {len(y)} targets")
         if len(x) == 0:
             raise ValueError(f"Sequential '{self.name}': received an empty dataset")
 
+    def _shuffling(self, seed):
+        """The model's shuffling generator: made from ``seed`` (again whenever fit gets
+        another seed), or from the global generator on the first fit without one."""
+        if seed is not None and seed != self._shuffle_seed:
+            self._shuffle_rng, self._shuffle_seed = np.random.default_rng(seed), seed
+        elif self._shuffle_rng is None:
+            self._shuffle_rng = np.random.default_rng(int(global_rng().integers(2**63)))
+        return self._shuffle_rng
+
     def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
-            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None):
+            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None,
+            check_numerics=True, terminate_on_nan=True):
         """Train for ``epochs`` epochs of mini-batches; returns a ``History``.
 
-        ``seed`` fixes the shuffling order (default: the generator seeded by
-        ``minicnn.utils.set_random_seed``). Ctrl-C stops cleanly after the step
-        in progress, keeping the weights of the last completed step.
+        ``seed`` seeds the model's shuffling generator (default: drawn once from the
+        generator of ``minicnn.utils.set_random_seed``); the generator then goes on
+        from epoch to epoch and from one ``fit`` to the next, and ``save`` keeps its
+        state, so training resumed from a file shuffles as if it had never stopped.
+        ``check_numerics``: refuse data holding NaN or Inf (one pass over x, y and the
+        validation data before training). ``terminate_on_nan``: stop when a batch's
+        loss is NaN or Inf, keeping the weights of the last step with a finite loss
+        (Keras's TerminateOnNaN, on by default here). Ctrl-C stops cleanly after the
+        step in progress, keeping the weights of the last completed step.
         """
         self._require_compiled("fit()")
         x, y = as_array(x), as_array(y)
-        self._check_xy(x, y)
+        self._check_xy(x, y, "fit()")
         if validation_split and validation_data is None:
             if not 0 < validation_split < 1:
                 raise ValueError(f"validation_split must be in (0, 1). Received: "
@@ -279,8 +340,15 @@ class Sequential:
                                  f"into training and validation sets with validation_split="
                                  f"{validation_split}; use more data or a different split")
             x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+        if validation_data is not None:
+            validation_data = tuple(as_array(a) for a in validation_data)
+            self._check_xy(*validation_data, "fit() (validation_data)")
+        if check_numerics:
+            self._check_finite("fit()", [("x", x), ("y", y)] + (
+                [("validation x", validation_data[0]), ("validation y", validation_data[1])]
+                if validation_data is not None else []))
         verbose = 1 if verbose == "auto" else int(verbose)
-        rng = np.random.default_rng(seed) if seed is not None else global_rng()
+        rng = self._shuffling(seed)
 
         history = callbacks_module.History()
         cbs = [history] + list(callbacks or [])
@@ -289,6 +357,7 @@ class Sequential:
         self.stop_training = False
         self.history = history
         steps = math.ceil(len(x) / batch_size)
+        nonfinite = None
         with _DeferredInterrupt() as interrupt:
             for cb in cbs:
                 cb.on_train_begin()
@@ -297,10 +366,13 @@ class Sequential:
                     cb.on_epoch_begin(epoch)
                 order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
                 progress = _Progress(verbose, epoch, epochs, steps)
-                totals, seen = {}, 0
+                totals, seen, logs = {}, 0, {}
                 for step in range(steps):
                     idx = order[step * batch_size:(step + 1) * batch_size]
-                    batch_logs = self._train_step(x[idx], y[idx])
+                    batch_logs = self._train_step(x[idx], y[idx], finite_only=terminate_on_nan)
+                    if batch_logs.pop("applied", True) is False:
+                        nonfinite = (epoch, step)
+                        break
                     seen += len(idx)
                     for key, value in batch_logs.items():  # Keras's running, sample-weighted mean
                         totals[key] = totals.get(key, 0.0) + value * len(idx)
@@ -310,6 +382,14 @@ class Sequential:
                         cb.on_train_batch_end(step, logs)
                     if interrupt.requested:
                         break
+                if nonfinite is not None:
+                    progress.close(logs if seen else {}, interrupted=True)
+                    print(f"Training stopped: the loss became {batch_logs['loss']} in epoch "
+                          f"{epoch + 1}, step {step + 1}/{steps}; the weights are those of the "
+                          f"last step with a finite loss (fit(terminate_on_nan=False) trains "
+                          f"on).")
+                    self.stop_training = True
+                    break
                 if interrupt.requested:
                     progress.close(logs, interrupted=True)
                     print(f"Training interrupted in epoch {epoch + 1}, step {step + 1}/{steps}; "
@@ -317,7 +397,7 @@ class Sequential:
                     break
                 if validation_data is not None:
                     val = self.evaluate(*validation_data, batch_size=batch_size, verbose=0,
-                                        return_dict=True)
+                                        return_dict=True, check_numerics=False)
                     logs.update({f"val_{k}": v for k, v in val.items()})
                 logs = dict(sorted(logs.items(), key=lambda kv: (kv[0].startswith("val_"),
                                                                   kv[0])))
@@ -334,17 +414,21 @@ class Sequential:
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
         x = as_array(x)
+        self._check_samples(x, "predict()")
         outs = []
         for i in range(0, len(x), batch_size):
             outs.append(to_host(self.forward(x[i:i + batch_size], training=False)))
             self._release_caches()
         return np.concatenate(outs, axis=0)
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False):
-        """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples."""
+    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True):
+        """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
+        ``check_numerics``: refuse data holding NaN or Inf (see ``fit``)."""
         self._require_compiled("evaluate()")
         x, y = as_array(x), as_array(y)
-        self._check_xy(x, y)
+        self._check_xy(x, y, "evaluate()")
+        if check_numerics:
+            self._check_finite("evaluate()", [("x", x), ("y", y)])
         totals = {}
         for i in range(0, len(x), batch_size):
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
@@ -399,7 +483,28 @@ class Sequential:
             header["compile"]["iterations"] = state.pop("iterations")
             for slot, values in state.items():
                 arrays.update(saving.indexed(f"optimizer/{slot}", values))
+        header["random"] = self._random_state()
         saving.write_archive(path, header, arrays)
+
+    def _random_state(self):
+        """Where the random streams of training stand: the shuffling generator (and the
+        seed it came from) and every seeded Dropout's generator, so that training
+        resumed from a file draws what it would have drawn without the break."""
+        return {"shuffle": None if self._shuffle_rng is None else
+                {"seed": self._shuffle_seed, "state": self._shuffle_rng.bit_generator.state},
+                "layers": {layer.name: layer._rng.bit_generator.state for layer in self.layers
+                           if getattr(layer, "_rng", None) is not None}}
+
+    def _set_random_state(self, saved, path):
+        saved = saved or {}
+        shuffle = saved.get("shuffle")
+        if shuffle is not None:
+            self._shuffle_rng = _generator(shuffle["state"], path)
+            self._shuffle_seed = shuffle.get("seed")
+        for layer in self.layers:
+            state = saved.get("layers", {}).get(layer.name)
+            if state is not None and getattr(layer, "_rng", None) is not None:
+                layer._rng = _generator(state, path)
 
     def __repr__(self):
         return f"<Sequential name={self.name!r} layers={len(self.layers)}>"
@@ -432,7 +537,28 @@ def load_model(path):
             if values:
                 state[slot] = values
         opt.set_state(state)
+    model._set_random_state(header.get("random"), path)
     return model
+
+
+# the NumPy bit generators a file may name; anything else is refused, never looked up
+_BIT_GENERATORS = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
+                   "Philox": np.random.Philox, "SFC64": np.random.SFC64,
+                   "MT19937": np.random.MT19937}
+
+
+def _generator(state, path):
+    """A NumPy Generator continuing from a saved ``bit_generator.state``."""
+    kind = state.get("bit_generator") if isinstance(state, dict) else None
+    if kind not in _BIT_GENERATORS:
+        raise ValueError(f"{path!r}: unknown random generator {kind!r} in the file "
+                         f"(known: {sorted(_BIT_GENERATORS)})")
+    bits = _BIT_GENERATORS[kind]()
+    try:
+        bits.state = state
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path!r}: invalid {kind} generator state ({exc})") from None
+    return np.random.Generator(bits)
 
 
 class _DeferredInterrupt:
@@ -457,11 +583,23 @@ class _DeferredInterrupt:
         return False
 
 
+def _interactive(stream):
+    """A terminal, or a Jupyter/IPython kernel's output (where tqdm draws a widget)."""
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+    return type(stream).__module__.split(".")[0] == "ipykernel"
+
+
 class _Progress:
-    """Keras-style epoch progress: a live bar (verbose=1, via tqdm) or one line per
-    epoch (verbose=2)."""
+    """Keras-style epoch progress: a live bar (verbose=1, via tqdm, on a terminal or in
+    a notebook) or one line per epoch (verbose=2, and verbose=1 on any other stream)."""
 
     def __init__(self, verbose, epoch, epochs, steps):
+        if verbose == 1 and not _interactive(sys.stdout):
+            verbose = 2  # a CI log or a file: one line per epoch, not redrawn bars
         self.verbose, self.steps = verbose, steps
         self.start = time.perf_counter()
         self.bar = None

@@ -13,6 +13,8 @@ import math
 import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -698,7 +700,10 @@ def test_fit_verbose_2_single_epoch_has_no_epoch_header(capsys):
     assert len(lines) == 1 and re.fullmatch(STEP_LINE, lines[0]), lines
 
 
-def test_fit_verbose_1_shows_a_progress_bar(capsys):
+def test_fit_verbose_1_shows_a_progress_bar(capsys, monkeypatch):
+    """On a terminal (here pretended: pytest captures the output) fit draws tqdm's bar."""
+    import minicnn.models
+    monkeypatch.setattr(minicnn.models, "_interactive", lambda stream: True)
     x, labels = make_data(12)
     compiled(mlp()).fit(x, labels, batch_size=3, epochs=2, verbose=1)
     out, err = capsys.readouterr()
@@ -706,6 +711,30 @@ def test_fit_verbose_1_shows_a_progress_bar(capsys):
     shown = out + err
     assert "4/4" in shown and "━" in shown
     assert re.search(r"accuracy: \d\.\d{4} - loss: \d\.\d{4}", shown)
+
+
+def test_fit_log_in_a_file_is_one_clean_line_per_epoch(tmp_path):
+    """verbose=1 (and "auto") with output redirected to a file, as in a CI log: one
+    line per epoch, no carriage-return redraws of a bar."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import numpy as np, minicnn as mc\n"
+        "from minicnn.layers import Dense\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((200, 4)).astype('float32'); y = rng.integers(0, 3, 200)\n"
+        "m = mc.Sequential([Dense(3, activation='softmax', input_shape=(4,))])\n"
+        "m.compile('sgd', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+        "m.fit(x, y, batch_size=4, epochs=3)\n")
+    log = tmp_path / "log.txt"
+    with open(log, "w") as out:
+        subprocess.run([sys.executable, str(script)], stdout=out, stderr=subprocess.STDOUT,
+                       check=True, timeout=300)
+    text = log.read_text()
+    assert "\r" not in text and "\x1b" not in text, repr(text[:300])
+    lines = text.splitlines()
+    assert lines[0::2] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"], lines
+    assert all(re.fullmatch(STEP_LINE, line) for line in lines[1::2]), lines
+    assert len(lines) == 6
 
 
 # ============================================================================
