@@ -244,19 +244,27 @@ def main(argv=None):
     if args.smoke:
         results["smoke"] = True
     failures = {}
-    # each framework trains in a process of its own (see _common.IsolatedTrainer)
-    makers = {f"minicnn-{b}": ("minicnn_trainer", b, x, y, args.batch_size) for b in backends}
+    # Each CPU framework trains in a process of its own (see _common.IsolatedTrainer: in
+    # one process they change each other's heap and threads); the GPU ones stay here,
+    # where their device work does not meet the other framework's host allocations.
+    isolated = {f"minicnn-{b}": ("minicnn_trainer", b, x, y, args.batch_size)
+                for b in cpu_backends}
     if torch is not None and cpu_backends:
-        makers["torch"] = ("isolated_torch_trainer", x, y, args.batch_size)
+        isolated["torch"] = ("isolated_torch_trainer", x, y, args.batch_size)
+    makers = {name: (lambda spec=spec: _common.IsolatedTrainer("bench_lenet5", *spec))
+              for name, spec in isolated.items()}
+    for b in backends:
+        if b in _common.GPU_BACKENDS:
+            makers[f"minicnn-{b}"] = lambda b=b: minicnn_trainer(b, x, y, args.batch_size)
     if torch_gpu is not None:
-        makers[TORCH_CUDA] = ("isolated_torch_trainer", x, y, args.batch_size, "cuda")
+        makers[TORCH_CUDA] = lambda: torch_trainer(torch, x, y, args.batch_size, "cuda")
         if args.cudnn_benchmark:
-            makers[TORCH_CUDA_TUNED] = ("isolated_torch_trainer", x, y, args.batch_size,
-                                        "cuda", True)
+            makers[TORCH_CUDA_TUNED] = lambda: torch_trainer(torch, x, y, args.batch_size,
+                                                             "cuda", cudnn_benchmark=True)
     trainers = {}
-    for name, (factory, *factory_args) in makers.items():
+    for name, make in makers.items():
         try:
-            trainers[name] = _common.IsolatedTrainer("bench_lenet5", factory, *factory_args)
+            trainers[name] = make()
         except Exception as exc:
             _common.report_failure(name, exc, failures)
     gpu_names = [n for n, t in trainers.items() if t.sync is not None]
@@ -293,7 +301,8 @@ def main(argv=None):
             print(f"numba: import + build + first training step in fresh processes: "
                   f"{', '.join(f'{t:.2f}s' for t in warm)} (the later runs use the warm cache)")
     for trainer in trainers.values():
-        trainer.close()
+        if isinstance(trainer, _common.IsolatedTrainer):
+            trainer.close()
     results["other_processes_cpu_fraction"] = load.other_fraction
     frameworks = results["frameworks"]
 

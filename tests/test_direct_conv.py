@@ -138,3 +138,20 @@ def test_other_kernel_sets_never_choose_it():
     from minicnn.kernels import cuda, reference
     for kernels in (cuda, reference):
         assert kernels.direct_conv_suits(1, 1, 3, 3, 1, 1) is False
+
+
+def test_the_path_benchmark_runs_its_smoke_configuration(tmp_path):
+    """benchmarks/bench_conv_paths.py, the measurement behind direct_conv_suits."""
+    import json
+    import os
+    import subprocess
+    import sys
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_conv_paths.py")
+    result = subprocess.run([sys.executable, script, "--smoke", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if " k3 " in line]
+    assert len(rows) == 2 and all(line.split()[-1] in ("direct", "im2col") for line in rows)
+    written = json.loads((tmp_path / "bench_conv_paths.json").read_text())
+    assert written["smoke"] is True and len(written["cases"]) == 2
+    assert {"direct", "im2col"} == set(written["cases"][0]["ms"])
