@@ -20,7 +20,9 @@ setup(
         # with CUDA's libraries (cuBLAS, NVRTC, ...) as wheels: no system toolkit needed
         "cuda12": ["cupy-cuda12x[ctk]>=14"],
         "cuda13": ["cupy-cuda13x[ctk]>=14"],
-        "keras": ["keras>=3", "jax[cpu]>=0.4.30"],
+        # Keras 3 with JAX: the live cross-checks; h5py: Keras's .keras/.weights.h5/.h5 files
+        "keras": ["keras>=3", "jax[cpu]>=0.4.30", "h5py>=3"],
+        "keras-files": ["h5py>=3"],
         "plot": ["matplotlib>=3.5"],
         "images": ["pillow>=9"],
     },

@@ -13,6 +13,7 @@ starts the backward walk at the softmax *input* with ``(p - y) / N``
 (see ``minicnn.ops.losses``): simpler, and exact for any logits.
 """
 import math
+import os
 import signal
 import sys
 import threading
@@ -20,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import backend, callbacks as callbacks_module, losses as losses_module
+from . import backend, callbacks as callbacks_module, keras_files, losses as losses_module
 from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from .backend import as_array, get_array_module, to_device, to_host
 from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
@@ -450,16 +451,29 @@ class Sequential:
                            for layer in self.layers]}
 
     def save_weights(self, path):
-        """Write every layer's weights to ``path`` (exactly that name), atomically."""
+        """Write every layer's weights to ``path`` (exactly that name), atomically: a
+        Keras 3 weights file for ``.weights.h5`` (with the optimizer's state, as Keras
+        writes it), minicnn's own format for other suffixes (not ``.h5`` or ``.keras``)."""
         self._require_built("save_weights()")
+        fmt = keras_files.keras_format(path)
+        if fmt == "weights.h5":
+            return keras_files.save_weights(self, path)
+        if fmt is not None:
+            raise ValueError(f"Sequential '{self.name}': save_weights writes Keras's weights "
+                             f"to a path ending in '.weights.h5' (or minicnn's own format to "
+                             f"another suffix, e.g. '.npz'). Received: {os.fspath(path)!r}")
         header = {"kind": "weights",
                   "layers": [[layer.name, [list(w.shape) for w in layer.weights]]
                              for layer in self.layers]}
         saving.write_archive(path, header, saving.indexed("weights", self.get_weights()))
 
     def load_weights(self, path):
-        """Load weights written by ``save_weights`` or ``save``; shapes must match."""
+        """Load weights written by ``save_weights`` or ``save``: minicnn's files, Keras 3's
+        ``.weights.h5`` and ``.keras`` (with the optimizer's state where they hold one and
+        the model is compiled); shapes must match."""
         self._require_built("load_weights()")
+        if keras_files.keras_format(path) in ("weights.h5", "keras"):
+            return keras_files.load_weights(self, path)
         header, arrays = saving.read_archive(path)
         weights = saving.unindexed("weights", arrays)
         try:
@@ -468,8 +482,18 @@ class Sequential:
             raise ValueError(f"{path!r} does not fit this model: {exc}") from None
 
     def save(self, path):
-        """Architecture, weights and optimizer state in one file (exactly ``path``)."""
+        """Architecture, weights and optimizer state in one file (exactly ``path``): a
+        Keras 3 archive for ``.keras``, minicnn's own format for other suffixes (which
+        also keeps the random state of training, so resuming from it is exact)."""
         self._require_built("save()")
+        fmt = keras_files.keras_format(path)
+        if fmt == "keras":
+            return keras_files.save_keras(self, path)
+        if fmt is not None:
+            raise ValueError(f"Sequential '{self.name}': save writes a Keras archive to a "
+                             f"path ending in '.keras' or minicnn's own format to another "
+                             f"suffix (e.g. '.npz'); legacy '.h5' and '.weights.h5' are for "
+                             f"load_model and save_weights. Received: {os.fspath(path)!r}")
         header = {"kind": "model", "model": self.get_config()}
         arrays = saving.indexed("weights", self.get_weights())
         if self.loss is not None:
@@ -512,7 +536,17 @@ class Sequential:
 
 def load_model(path):
     """Rebuild a model saved with ``Sequential.save``: architecture, weights, and
-    (if it was compiled) optimizer state, so training resumes exactly."""
+    (if it was compiled) optimizer state, so training resumes exactly. Also opens
+    Keras 3's ``.keras`` archives and legacy Keras ``.h5`` model files of Sequential
+    models made of the layers minicnn has (see ``minicnn.keras_files``)."""
+    fmt = keras_files.keras_format(path)
+    if fmt == "keras":
+        return keras_files.load_keras(path)
+    if fmt == "h5":
+        return keras_files.load_legacy_h5(path)
+    if fmt == "weights.h5":
+        raise ValueError(f"{os.fspath(path)!r} holds weights only: build the model and call "
+                         f"load_weights")
     header, arrays = saving.read_archive(path, kind="model")
     config = header["model"]
     layers = []

@@ -968,7 +968,7 @@ def assert_same_optimizer_state(a, b):
                 assert u.dtype == v.dtype and np.array_equal(u, v), slot
 
 
-@pytest.mark.parametrize("name", ["model.keras", "model.weights.h5", "model", "model.npz"])
+@pytest.mark.parametrize("name", ["model.keras", "model", "model.npz", "model.mcnn"])
 def test_save_and_load_model_round_trip_bitwise(name, tmp_path):
     model = trained_cnn()
     path = tmp_path / name
@@ -996,7 +996,7 @@ def test_sgd_momentum_state_round_trips(tmp_path):
                                 model.optimizer)
 
 
-@pytest.mark.parametrize("name", ["w.weights.h5", "w", "w.keras"])
+@pytest.mark.parametrize("name", ["w.weights.h5", "w", "w.npz"])
 def test_save_weights_and_load_weights_round_trip_bitwise(name, tmp_path):
     model = trained_cnn()
     path = str(tmp_path / name)
@@ -1008,11 +1008,12 @@ def test_save_weights_and_load_weights_round_trip_bitwise(name, tmp_path):
     assert_same_weights(other, model)
 
 
-def test_load_weights_reads_a_full_model_file(tmp_path):
+@pytest.mark.parametrize("name", ["full.keras", "full.npz"])
+def test_load_weights_reads_a_full_model_file(tmp_path, name):
     model = trained_cnn()
-    model.save(str(tmp_path / "full.keras"))
+    model.save(str(tmp_path / name))
     other = small_cnn(seed=1)
-    other.load_weights(str(tmp_path / "full.keras"))
+    other.load_weights(str(tmp_path / name))
     assert_same_weights(other, model)
 
 
@@ -1034,10 +1035,10 @@ def test_resumed_training_equals_uninterrupted_training(tmp_path):
 
 def test_save_overwrites_atomically(tmp_path, monkeypatch):
     model = trained_cnn()
-    path = tmp_path / "m.keras"
+    path = tmp_path / "m.npz"
     model.save(str(path))
     model.save(str(path))  # overwriting leaves no temp file either
-    assert os.listdir(tmp_path) == ["m.keras"]
+    assert os.listdir(tmp_path) == ["m.npz"]
     good = path.read_bytes()
 
     def broken_savez(file, *args, **kwds):
@@ -1049,7 +1050,7 @@ def test_save_overwrites_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         model.save(str(path))
     monkeypatch.undo()
-    assert os.listdir(tmp_path) == ["m.keras"]
+    assert os.listdir(tmp_path) == ["m.npz"]
     assert path.read_bytes() == good  # the old file is intact
 
 
