@@ -85,8 +85,8 @@ def main(argv=None):
                                  "ms": {key: v * 1e3 for key, v in med.items()},
                                  "direct_over_im2col": ratio, "faster": winner})
     print(f"the kernel set convolves directly at stride 1 with up to "
-          f"{numba_cpu.DIRECT_CONV_MAX_CHANNELS} channels and {numba_cpu.DIRECT_CONV_MAX_FILTERS} "
-          f"filters")
+          f"{numba_cpu.DIRECT_CONV_MAX_CHANNELS} channels, {numba_cpu.DIRECT_CONV_MAX_FILTERS} "
+          f"filters and a window of {numba_cpu.DIRECT_CONV_MIN_WINDOW} cells or more")
     if args.smoke:
         results["smoke"] = True
     if _common.writes_files(args):

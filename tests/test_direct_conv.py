@@ -21,11 +21,15 @@ def numba_cpu():
 
 
 def both_paths(x, w, b, padding, data_format="channels_last", need_dx=True, seed=1):
-    """(y, dx, dw, db) on the numba backend (which must take the direct path) and on
-    the numpy backend (im2col + GEMM), for the same upstream gradient."""
+    """(y, dx, dw, db) on the numba backend, made to take the direct path whatever the
+    shape (the kernels must be right for every shape, not only where they are chosen),
+    and on the numpy backend (im2col + GEMM), for the same upstream gradient."""
     out = {}
+    kernels = numba_cpu()
+    chooses = kernels.direct_conv_suits
     for backend in ("numba", "numpy"):
         mc.backend.set_backend(backend)
+        kernels.direct_conv_suits = lambda c, f, kh, kw, sh, sw: sh == sw == 1
         try:
             y, cache = conv2d_forward(x, w, b, (1, 1), padding, data_format)
             if backend == "numba":
@@ -34,6 +38,7 @@ def both_paths(x, w, b, padding, data_format="channels_last", need_dx=True, seed
             dx, dw, db = conv2d_backward(dy, cache, need_dx=need_dx)
             out[backend] = (y, dx, dw, db, dy)
         finally:
+            kernels.direct_conv_suits = chooses
             mc.backend.set_backend("numpy")
     return out["numba"], out["numpy"]
 
@@ -45,8 +50,8 @@ def direct_layers(draw):
     h = draw(st.integers(kh if padding == "valid" else 1, 11))
     wd = draw(st.integers(kw if padding == "valid" else 1, 11))
     n = draw(st.integers(1, 11))  # across the gradient's groups of 8 images
-    c = draw(st.integers(1, numba_cpu().DIRECT_CONV_MAX_CHANNELS))
-    f = draw(st.integers(1, numba_cpu().DIRECT_CONV_MAX_FILTERS))
+    c = draw(st.integers(1, 4))
+    f = draw(st.integers(1, 9))
     return n, h, wd, c, f, kh, kw, padding
 
 
@@ -121,17 +126,31 @@ def test_weight_gradient_does_not_depend_on_the_thread_count():
         assert np.array_equal(dw, results[0][0]) and np.array_equal(y, results[0][1])
 
 
-@pytest.mark.parametrize("c, f, strides, expected", [
-    (1, 6, (1, 1), True),     # LeNet-5's first layer
-    (3, 8, (1, 1), True),
-    (1, 16, (1, 1), False),   # wide enough for the products
-    (6, 16, (1, 1), False),   # LeNet-5's second layer
-    (4, 4, (1, 1), False),
-    (1, 6, (2, 2), False),    # strided: the shifted reads assume stride 1
-    (1, 6, (1, 2), False),
+@pytest.mark.parametrize("c, f, k, strides, expected", [
+    (1, 6, 5, (1, 1), True),     # LeNet-5's first layer
+    (3, 8, 5, (1, 1), True),
+    (3, 6, 7, (1, 1), True),
+    (1, 6, 3, (1, 1), False),    # a 3x3 window: too few cells
+    (1, 16, 5, (1, 1), False),   # wide enough for the products
+    (6, 16, 5, (1, 1), False),   # LeNet-5's second layer
+    (4, 4, 5, (1, 1), False),
+    (1, 6, 5, (2, 2), False),    # strided: the shifted reads assume stride 1
+    (1, 6, 5, (1, 2), False),
 ])
-def test_direct_path_is_chosen_by_measured_shape(c, f, strides, expected):
-    assert numba_cpu().direct_conv_suits(c, f, 5, 5, *strides) is expected
+def test_direct_path_is_chosen_by_measured_shape(c, f, k, strides, expected):
+    assert numba_cpu().direct_conv_suits(c, f, k, k, *strides) is expected
+
+
+def test_lenet5_first_layer_takes_the_direct_path_by_itself():
+    mc.backend.set_backend("numba")
+    try:
+        x = np.zeros((2, 28, 28, 1), np.float32)
+        _, cache = conv2d_forward(x, np.zeros((5, 5, 1, 6), np.float32), None, (1, 1), "same")
+        assert cache[-1] == "direct"
+        _, cache = conv2d_forward(x, np.zeros((3, 3, 1, 6), np.float32), None, (1, 1), "same")
+        assert cache[-1] != "direct"
+    finally:
+        mc.backend.set_backend("numpy")
 
 
 def test_other_kernel_sets_never_choose_it():

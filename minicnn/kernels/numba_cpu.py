@@ -227,20 +227,22 @@ def avg_pool_backward(dy, kh, kw, sh, sw, top, left, dx):
 # columns j >= ow are computed and dropped). Those long loops vectorise; the short
 # window rows of im2col (5 values here) did not.
 # Where it wins, measured by benchmarks/bench_conv_paths.py (one training pass of a
-# layer, batch 128, AMD EPYC with AVX2, 2 cores): with 1-3 input channels and up to
-# 8 filters direct took 0.54-0.96x the time of im2col + GEMM (LeNet-5's first layer
-# 0.66x, 0.76x in an earlier run) but for a tie at 1.05x (3 channels x 8 filters, 3x3);
-# with 16 or more filters on 1 channel the products are wide enough for OpenBLAS and
-# im2col won (1.08-1.51x); with 4 channels and more it tied or lost (LeNet-5's second
-# layer, 6 channels x 16 filters: direct 1.9-2.1x slower).
+# layer, batch 128, AMD EPYC with AVX2, 2 cores, three runs): with 1-3 input channels,
+# up to 8 filters and a window of 25 cells or more, direct took 0.55-0.76x the time of
+# im2col + GEMM (LeNet-5's first layer 0.66-0.76x). With a 3x3 window it tied or lost
+# (0.87-1.13x: nine cells give too little to share each shifted read), with 16 or more
+# filters the products are wide enough for OpenBLAS (1.05-1.51x on 1 channel), and with
+# 4 channels and more im2col won or tied (LeNet-5's second layer, 6 channels x 16
+# filters: direct 1.9-2.1x slower).
 DIRECT_CONV_MAX_CHANNELS = 3
 DIRECT_CONV_MAX_FILTERS = 8
+DIRECT_CONV_MIN_WINDOW = 25
 
 
 def direct_conv_suits(c, f, kh, kw, sh, sw):
     """Whether the direct loops beat im2col + GEMM for this layer (stride 1 only)."""
     return (sh == 1 and sw == 1 and c <= DIRECT_CONV_MAX_CHANNELS
-            and f <= DIRECT_CONV_MAX_FILTERS)
+            and f <= DIRECT_CONV_MAX_FILTERS and kh * kw >= DIRECT_CONV_MIN_WINDOW)
 
 
 @njit(cache=True)
