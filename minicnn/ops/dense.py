@@ -5,6 +5,8 @@ Backward, flattening the leading axes into rows:
 
     dx = dy @ W.T        dW = x.T @ dy   (summed over the batch)    db = sum(dy)
 """
+import numpy as np
+
 from ..backend import get_array_module
 from .activations import bias_activation_forward
 from .sums import bias_gradient
@@ -40,7 +42,8 @@ def flatten_forward(x, data_format="channels_last"):
     channels_first = data_format == "channels_first" and x.ndim >= 3
     if channels_first:
         x = x.transpose(0, *range(2, x.ndim), 1)
-    return x.reshape(x.shape[0], -1), (x.shape, channels_first)
+    features = int(np.prod(x.shape[1:]))  # not -1: an empty batch has no size to infer from
+    return x.reshape(x.shape[0], features), (x.shape, channels_first)
 
 
 def flatten_backward(dy, cache):
