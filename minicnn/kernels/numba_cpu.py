@@ -228,8 +228,8 @@ def avg_pool_backward(dy, kh, kw, sh, sw, top, left, dx):
 # window rows of im2col (5 values here) did not.
 # Where it wins, measured by benchmarks/bench_conv_paths.py (one training pass of a
 # layer, batch 128, AMD EPYC with AVX2, 2 cores, three runs): with 1-3 input channels,
-# up to 8 filters and a window of 25 cells or more, direct took 0.55-0.76x the time of
-# im2col + GEMM (LeNet-5's first layer 0.66-0.76x). With a 3x3 window it tied or lost
+# up to 8 filters and a window of 25 cells or more, direct took 0.51-0.76x the time of
+# im2col + GEMM (LeNet-5's first layer 0.59-0.76x). With a 3x3 window it tied or lost
 # (0.87-1.13x: nine cells give too little to share each shifted read), with 16 or more
 # filters the products are wide enough for OpenBLAS (1.05-1.51x on 1 channel), and with
 # 4 channels and more im2col won or tied (LeNet-5's second layer, 6 channels x 16
