@@ -702,8 +702,8 @@ def test_fit_verbose_2_single_epoch_has_no_epoch_header(capsys):
 
 def test_fit_verbose_1_shows_a_progress_bar(capsys, monkeypatch):
     """On a terminal (here pretended: pytest captures the output) fit draws tqdm's bar."""
-    import minicnn.models
-    monkeypatch.setattr(minicnn.models, "_interactive", lambda stream: True)
+    import minicnn.training
+    monkeypatch.setattr(minicnn.training, "_interactive", lambda stream: True)
     x, labels = make_data(12)
     compiled(mlp()).fit(x, labels, batch_size=3, epochs=2, verbose=1)
     out, err = capsys.readouterr()

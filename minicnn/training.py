@@ -1,0 +1,221 @@
+"""The training loop: ``fit``, ``evaluate`` and ``predict`` over mini-batches.
+
+``Sequential`` (``minicnn.models``) holds a model's structure and one step of it
+(forward, loss, backward, update: ``_train_step``); this module runs those steps over
+a data set: batching and shuffling, the running logs and the progress bar, callbacks,
+validation, the checks on the data before training, and Ctrl-C between steps. The
+model's methods of the same names call these functions.
+"""
+import math
+import signal
+import sys
+import threading
+import time
+
+import numpy as np
+
+from . import callbacks as callbacks_module
+from .backend import as_array, to_host
+
+
+def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
+        validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None,
+        check_numerics=True, terminate_on_nan=True):
+    """Train for ``epochs`` epochs of mini-batches; returns a ``History``.
+
+    ``seed`` seeds the model's shuffling generator (default: drawn once from the
+    generator of ``minicnn.utils.set_random_seed``); the generator then goes on
+    from epoch to epoch and from one ``fit`` to the next, and ``save`` keeps its
+    state, so training resumed from a file shuffles as if it had never stopped.
+    ``check_numerics``: refuse data holding NaN or Inf (one pass over x, y and the
+    validation data before training). ``terminate_on_nan``: stop when a batch's
+    loss is NaN or Inf, keeping the weights of the last step with a finite loss
+    (Keras's TerminateOnNaN, on by default here). Ctrl-C stops cleanly after the
+    step in progress, keeping the weights of the last completed step.
+    """
+    model._require_compiled("fit()")
+    x, y = as_array(x), as_array(y)
+    model._check_xy(x, y, "fit()")
+    if validation_split and validation_data is None:
+        if not 0 < validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1). Received: "
+                             f"{validation_split}")
+        split = int(len(x) * (1 - validation_split))  # Keras: the last samples, unshuffled
+        if split in (0, len(x)):
+            raise ValueError(f"Sequential '{model.name}': {len(x)} samples cannot be split "
+                             f"into training and validation sets with validation_split="
+                             f"{validation_split}; use more data or a different split")
+        x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+    if validation_data is not None:
+        validation_data = tuple(as_array(a) for a in validation_data)
+        model._check_xy(*validation_data, "fit() (validation_data)")
+    if check_numerics:
+        model._check_finite("fit()", [("x", x), ("y", y)] + (
+            [("validation x", validation_data[0]), ("validation y", validation_data[1])]
+            if validation_data is not None else []))
+    verbose = 1 if verbose == "auto" else int(verbose)
+    rng = model._shuffling(seed)
+
+    history = callbacks_module.History()
+    cbs = [history] + list(callbacks or [])
+    for cb in cbs:
+        cb.set_model(model)
+    model.stop_training = False
+    model.history = history
+    steps = math.ceil(len(x) / batch_size)
+    nonfinite = None
+    with _DeferredInterrupt() as interrupt:
+        for cb in cbs:
+            cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            progress = _Progress(verbose, epoch, epochs, steps)
+            totals, seen, logs = {}, 0, {}
+            for step in range(steps):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                batch_logs = model._train_step(x[idx], y[idx], finite_only=terminate_on_nan)
+                if batch_logs.pop("applied", True) is False:
+                    nonfinite = (epoch, step)
+                    break
+                seen += len(idx)
+                for key, value in batch_logs.items():  # Keras's running, sample-weighted mean
+                    totals[key] = totals.get(key, 0.0) + value * len(idx)
+                logs = {k: totals[k] / seen for k in totals}
+                progress.update(step + 1, logs)
+                for cb in cbs:
+                    cb.on_train_batch_end(step, logs)
+                if interrupt.requested:
+                    break
+            if nonfinite is not None:
+                progress.close(logs if seen else {}, interrupted=True)
+                print(f"Training stopped: the loss became {batch_logs['loss']} in epoch "
+                      f"{epoch + 1}, step {step + 1}/{steps}; the weights are those of the "
+                      f"last step with a finite loss (fit(terminate_on_nan=False) trains "
+                      f"on).")
+                model.stop_training = True
+                break
+            if interrupt.requested:
+                progress.close(logs, interrupted=True)
+                print(f"Training interrupted in epoch {epoch + 1}, step {step + 1}/{steps}; "
+                      "the weights are those after that step.")
+                break
+            if validation_data is not None:
+                val = model.evaluate(*validation_data, batch_size=batch_size, verbose=0,
+                                    return_dict=True, check_numerics=False)
+                logs.update({f"val_{k}": v for k, v in val.items()})
+            logs = dict(sorted(logs.items(), key=lambda kv: (kv[0].startswith("val_"),
+                                                              kv[0])))
+            progress.close(logs)
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            if model.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end()
+    return history
+
+
+def predict(model, x, batch_size=32, verbose=0):
+    """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
+    x = as_array(x)
+    model._check_samples(x, "predict()")
+    outs = []
+    for i in range(0, len(x), batch_size):
+        outs.append(to_host(model.forward(x[i:i + batch_size], training=False)))
+        model._release_caches()
+    return np.concatenate(outs, axis=0)
+
+
+def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True):
+    """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
+    ``check_numerics``: refuse data holding NaN or Inf (see ``fit``)."""
+    model._require_compiled("evaluate()")
+    x, y = as_array(x), as_array(y)
+    model._check_xy(x, y, "evaluate()")
+    if check_numerics:
+        model._check_finite("evaluate()", [("x", x), ("y", y)])
+    totals = {}
+    for i in range(0, len(x), batch_size):
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        out = model.forward(xb, training=False)
+        model._release_caches()
+        per_sample, y_dev = model._loss_value(yb, out)
+        logs = model._batch_logs(y_dev, out, per_sample)
+        for key, value in logs.items():
+            totals[key] = totals.get(key, 0.0) + value * len(xb)
+    logs = {k: v / len(x) for k, v in totals.items()}
+    if verbose:
+        print(" - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())))
+    return logs if return_dict else model._as_result(logs)
+
+
+class _DeferredInterrupt:
+    """While active, Ctrl-C sets ``requested`` instead of raising mid-step, so
+    training stops between steps with consistent weights. A second Ctrl-C raises."""
+
+    def __enter__(self):
+        self.requested = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+def _interactive(stream):
+    """A terminal, or a Jupyter/IPython kernel's output (where tqdm draws a widget)."""
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+    return type(stream).__module__.split(".")[0] == "ipykernel"
+
+
+class _Progress:
+    """Keras-style epoch progress: a live bar (verbose=1, via tqdm, on a terminal or in
+    a notebook) or one line per epoch (verbose=2, and verbose=1 on any other stream)."""
+
+    def __init__(self, verbose, epoch, epochs, steps):
+        if verbose == 1 and not _interactive(sys.stdout):
+            verbose = 2  # a CI log or a file: one line per epoch, not redrawn bars
+        self.verbose, self.steps = verbose, steps
+        self.start = time.perf_counter()
+        self.bar = None
+        if verbose and epochs > 1:  # Keras prints no header for a single epoch
+            print(f"Epoch {epoch + 1}/{epochs}")
+        if verbose == 1:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=steps, ascii=" ━", dynamic_ncols=True, leave=True,
+                            file=sys.stdout,
+                            bar_format="{n_fmt}/{total_fmt} {bar:20} {elapsed}<{remaining}"
+                                       " {rate_inv_fmt}{postfix}")
+
+    @staticmethod
+    def _format(logs):
+        return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+    def update(self, step, logs):
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix_str("- " + self._format(logs), refresh=False)
+
+    def close(self, logs, interrupted=False):
+        if self.bar is not None:
+            self.bar.set_postfix_str("- " + self._format(logs), refresh=False)  # close() draws it
+            self.bar.close()
+        elif self.verbose == 2 and not interrupted:
+            elapsed = time.perf_counter() - self.start
+            print(f"{self.steps}/{self.steps} - {elapsed:.0f}s - "
+                  f"{1000 * elapsed / self.steps:.0f}ms/step - {self._format(logs)}")
