@@ -23,6 +23,8 @@ setup(
         # Keras 3 with JAX: the live cross-checks; h5py: Keras's .keras/.weights.h5/.h5 files
         "keras": ["keras>=3", "jax[cpu]>=0.4.30", "h5py>=3"],
         "keras-files": ["h5py>=3"],
+        # data-parallel training (minicnn.distributed): MPI from wheels alone
+        "mpi": ["mpi4py>=3.1", "mpich"],
         "plot": ["matplotlib>=3.5"],
         "images": ["pillow>=9"],
     },

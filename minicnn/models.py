@@ -229,8 +229,9 @@ class Sequential:
         kept = [list(layer._weights) for layer in self.layers] if finite_only else None
         out = self.forward(x, training=True)
         per_sample, y_dev = self._loss_value(y, out)
-        logs = self._batch_logs(y_dev, out, per_sample)  # read before the update: the
-        if finite_only and not math.isfinite(logs["loss"]):  # same one copy per batch
+        logs = self._batch_logs(y_dev, out, per_sample)  # before the update: the same one
+        # copy per batch; the ranks of a distributed run decide together: all or none
+        if finite_only and not self.optimizer.communicator.all(math.isfinite(logs["loss"])):
             for layer, weights in zip(self.layers, kept):  # moving statistics are replaced,
                 layer._weights = weights                    # not changed in place
             self._release_caches()

@@ -40,8 +40,24 @@ def _check_number(owner, name, value, low=None, high=None, low_open=False):
 
 
 class Optimizer:
-    """Base class: slot bookkeeping, ``apply``, and state for saving."""
+    """Base class: slot bookkeeping, ``apply``, and state for saving.
+
+    ``communicator`` is the set of processes whose gradients an update averages: one
+    process (``minicnn.distributed.LOCAL``, the identity) unless
+    ``minicnn.distributed.DistributedOptimizer`` gave it the ranks of an MPI run."""
     slot_names = ()
+    _communicator = None
+
+    @property
+    def communicator(self):
+        if self._communicator is None:
+            from .distributed import LOCAL
+            return LOCAL
+        return self._communicator
+
+    @communicator.setter
+    def communicator(self, value):
+        self._communicator = value
 
     def __init__(self, learning_rate):
         self.learning_rate = _check_number(type(self).__name__, "learning_rate",
@@ -77,6 +93,7 @@ class Optimizer:
             if tuple(g.shape) != tuple(v.shape):
                 raise ValueError(f"{type(self).__name__}: gradient {i} has shape "
                                  f"{tuple(g.shape)}, its variable {tuple(v.shape)}")
+        grads = self.communicator.average(grads)  # the identity on one process
         self._ensure_slots(variables)
         self.iterations += 1
         for i, (g, v) in enumerate(zip(grads, variables)):

@@ -53,11 +53,15 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
         model._check_finite("fit()", [("x", x), ("y", y)] + (
             [("validation x", validation_data[0]), ("validation y", validation_data[1])]
             if validation_data is not None else []))
-    verbose = 1 if verbose == "auto" else int(verbose)
+    # The processes training together (one, unless the optimizer is distributed): only
+    # rank 0 prints and runs the callbacks; the epoch's figures are the ranks' mean.
+    ranks = model.optimizer.communicator
+    say = print if ranks.rank == 0 else _silent
+    verbose = (1 if verbose == "auto" else int(verbose)) if ranks.rank == 0 else 0
     rng = model._shuffling(seed)
 
     history = callbacks_module.History()
-    cbs = [history] + list(callbacks or [])
+    cbs = [history] + (list(callbacks or []) if ranks.rank == 0 else [])
     for cb in cbs:
         cb.set_model(model)
     model.stop_training = False
@@ -86,11 +90,12 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
                 progress.update(step + 1, logs)
                 for cb in cbs:
                     cb.on_train_batch_end(step, logs)
-                if interrupt.requested:
+                if ranks.any(interrupt.requested):  # a Ctrl-C on any rank stops them all
+                    interrupt.requested = True
                     break
             if nonfinite is not None:
                 progress.close(logs if seen else {}, interrupted=True)
-                print(f"Training stopped: the loss became {batch_logs['loss']} in epoch "
+                say(f"Training stopped: the loss became {batch_logs['loss']} in epoch "
                       f"{epoch + 1}, step {step + 1}/{steps}; the weights are those of the "
                       f"last step with a finite loss (fit(terminate_on_nan=False) trains "
                       f"on).")
@@ -98,23 +103,29 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
                 break
             if interrupt.requested:
                 progress.close(logs, interrupted=True)
-                print(f"Training interrupted in epoch {epoch + 1}, step {step + 1}/{steps}; "
+                say(f"Training interrupted in epoch {epoch + 1}, step {step + 1}/{steps}; "
                       "the weights are those after that step.")
                 break
             if validation_data is not None:
                 val = model.evaluate(*validation_data, batch_size=batch_size, verbose=0,
                                     return_dict=True, check_numerics=False)
                 logs.update({f"val_{k}": v for k, v in val.items()})
+            logs = ranks.mean_logs(logs)
             logs = dict(sorted(logs.items(), key=lambda kv: (kv[0].startswith("val_"),
                                                               kv[0])))
             progress.close(logs)
             for cb in cbs:
                 cb.on_epoch_end(epoch, logs)
+            model.stop_training = ranks.broadcast(model.stop_training)  # rank 0's callbacks
             if model.stop_training:
                 break
         for cb in cbs:
             cb.on_train_end()
     return history
+
+
+def _silent(*args, **kwargs):
+    """What ranks other than 0 print: nothing."""
 
 
 def predict(model, x, batch_size=32, verbose=0):
