@@ -74,6 +74,14 @@ class Communicator:
             start += h.size
         return out
 
+    def sum(self, vector):
+        """A vector added over the ranks (synchronized batch statistics), returned
+        where it came from (host or device)."""
+        if self.size == 1:
+            return vector
+        total = self._sum(np.ascontiguousarray(to_host(vector)))
+        return total if isinstance(vector, np.ndarray) else to_device(total, dtype=vector.dtype)
+
     def mean_logs(self, logs):
         """A dict of floats averaged over the ranks (the same keys on every rank)."""
         if self.size == 1 or not logs:

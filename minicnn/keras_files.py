@@ -45,11 +45,11 @@ _ARGUMENTS = {
     "Dense": ("units", "activation", "use_bias"),
     "Flatten": ("data_format",),
     "Dropout": ("rate", "seed"),
-    "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale"),
+    "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale", "synchronized"),
     "Activation": ("activation",),
 }
 _DEFAULTS = {"dilation_rate": ((1, 1), 1), "groups": (1,), "noise_shape": (None,),
-             "synchronized": (False,), "renorm": (False,), "trainable": (True,),
+             "renorm": (False,), "trainable": (True,),
              "quantization_config": (None,), "lora_rank": (None,), "lora_alpha": (None,)}
 _IGNORED = {"name", "dtype", "kernel_initializer", "bias_initializer", "beta_initializer",
             "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer",

@@ -1,7 +1,8 @@
 """Run under ``mpiexec -n 2`` by tests/test_distributed.py.
 
-    python tests/mpi_train.py equal   # 2 ranks train; each checks it equals one process
-    python tests/mpi_train.py fail    # rank 1 raises mid-training: every rank must end
+    python tests/mpi_train.py equal convnet    # 2 ranks train; each checks it equals one process
+    python tests/mpi_train.py equal batchnorm  # the same with BatchNormalization(synchronized=True)
+    python tests/mpi_train.py fail             # rank 1 raises mid-training: every rank must end
 
 Exit 0 when every check holds, 1 otherwise.
 """
@@ -11,23 +12,24 @@ import numpy as np
 
 import minicnn as mc
 from minicnn import distributed
-from minicnn.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
 
 
-def convnet(seed):
+def convnet(seed, kind="convnet"):
     mc.utils.set_random_seed(seed)
-    return mc.Sequential([Conv2D(3, 3, activation="tanh", input_shape=(8, 8, 1)),
+    middle = [BatchNormalization(synchronized=True)] if kind == "batchnorm" else []
+    return mc.Sequential([Conv2D(3, 3, activation="tanh", input_shape=(8, 8, 1)), *middle,
                           MaxPooling2D(2), Flatten(), Dense(4, activation="softmax")])
 
 
-def main(mode):
+def main(mode, kind="convnet"):
     mc.backend.set_backend("numpy")
     mc.backend.set_floatx("float64")
     comm = distributed.init()
     assert comm.size == 2, f"expected 2 ranks, got {comm.size}"
     rng = np.random.default_rng(0)
     x, y = rng.standard_normal((32, 8, 8, 1)), rng.integers(0, 4, 32)
-    model = convnet(seed=comm.rank)              # different weights on each rank...
+    model = convnet(seed=comm.rank, kind=kind)   # different weights on each rank...
     distributed.broadcast_weights(model)         # ...until rank 0's are everyone's
     model.compile(distributed.DistributedOptimizer(mc.optimizers.Adam(0.01)),
                   "sparse_categorical_crossentropy")
@@ -38,7 +40,7 @@ def main(mode):
             raise RuntimeError("deliberate failure on rank 1")
         model.train_on_batch(xs[k * batch:(k + 1) * batch], ys[k * batch:(k + 1) * batch])
 
-    single = convnet(seed=0)
+    single = convnet(seed=0, kind=kind)
     single.compile(mc.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
     half = len(x) // 2
     for k in range(steps):
@@ -57,4 +59,4 @@ def main(mode):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "equal"))
+    sys.exit(main(*(sys.argv[1:] or ["equal"])))

@@ -14,7 +14,7 @@ import pytest
 import minicnn as mc
 from minicnn import distributed
 from minicnn.callbacks import EarlyStopping
-from minicnn.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPooling2D
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -67,14 +67,18 @@ class ThreadComm:
         return self._exchange(obj)[root]
 
 
-def run_ranks(size, work):
-    """``work(rank, comm)`` on ``size`` threads; their results in rank order."""
+def run_ranks(size, work, build=None):
+    """``work(rank, comm)`` on ``size`` threads, or ``work(rank, comm, model)`` with one
+    ``build()`` per rank made here first (the ranks' threads share this process's global
+    generator, which a process of a real run has to itself); results in rank order."""
     world = ThreadWorld(size)
     results, errors = [None] * size, []
+    built = [build() for _ in range(size)] if build is not None else None
 
     def target(rank):
         try:
-            results[rank] = work(rank, world.comm(rank))
+            args = (rank, world.comm(rank)) + ((built[rank],) if built else ())
+            results[rank] = work(*args)
         except BaseException as exc:  # reported below
             errors.append(exc)
             world.barrier.abort()
@@ -137,12 +141,16 @@ def test_shard_gives_equal_disjoint_parts():
 
 
 def test_broadcast_weights_gives_every_rank_rank_0s():
-    def work(rank, comm):
-        mc.utils.set_random_seed(rank)  # different weights on each rank
-        model = mc.Sequential([Dense(3, input_shape=(2,)), Dense(2)])
+    def build():
+        mc.utils.set_random_seed(len(models))  # different weights on each rank
+        models.append(mc.Sequential([Dense(3, input_shape=(2,)), Dense(2)]))
+        return models[-1]
+
+    def work(rank, comm, model):
         distributed.broadcast_weights(model, comm=comm)
         return model.get_weights()
-    results = run_ranks(2, work)
+    models = []
+    results = run_ranks(2, work, build)
     mc.utils.set_random_seed(0)
     expected = mc.Sequential([Dense(3, input_shape=(2,)), Dense(2)]).get_weights()
     for weights in results:
@@ -158,8 +166,7 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batches(optimizer):
     x, y = data(24)
     steps, batch = 3, 4
 
-    def work(rank, comm):
-        model = convnet()
+    def work(rank, comm, model):
         opt = distributed.DistributedOptimizer(optimizer, comm=comm)
         model.compile(opt, "sparse_categorical_crossentropy")
         xs, ys = distributed.shard(x, y, comm=comm)
@@ -167,7 +174,7 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batches(optimizer):
             model.train_on_batch(xs[k * batch:(k + 1) * batch], ys[k * batch:(k + 1) * batch])
         return model.get_weights(), comm.allreduce_calls
 
-    (w0, calls0), (w1, calls1) = run_ranks(2, work)
+    (w0, calls0), (w1, calls1) = run_ranks(2, work, convnet)
     assert calls0 == calls1 == steps  # one fused Allreduce per step
     for a, b in zip(w0, w1):
         np.testing.assert_array_equal(a, b)  # identical on every rank
@@ -184,9 +191,71 @@ def test_two_ranks_equal_one_process_on_the_concatenated_batches(optimizer):
     assert moved > 1e-3  # training did change the weights
 
 
+def bn_convnet(synchronized=True):
+    mc.utils.set_random_seed(0)
+    return mc.Sequential([Conv2D(3, 3, input_shape=(8, 8, 1)),
+                          BatchNormalization(synchronized=synchronized), MaxPooling2D(2),
+                          Flatten(), Dense(4, activation="softmax")], name="sync_bn")
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_synchronized_batch_norm_equals_one_process_on_all_rows(size):
+    """P ranks of B rows with BatchNormalization(synchronized=True): the weights, the
+    moving statistics and the updates are those of one process on the P*B rows."""
+    x, y = data(36)
+    steps, batch = 3, 4
+    per_rank = len(x) // size
+
+    def work(rank, comm, model):
+        model.layers[1].communicator = distributed.Communicator(comm)
+        model.compile(distributed.DistributedOptimizer("adam", comm=comm),
+                      "sparse_categorical_crossentropy")
+        xs, ys = distributed.shard(x, y, comm=comm)
+        for k in range(steps):
+            model.train_on_batch(xs[k * batch:(k + 1) * batch], ys[k * batch:(k + 1) * batch])
+        return model.get_weights()
+
+    results = run_ranks(size, work, bn_convnet)
+    single = bn_convnet()
+    single.compile("adam", "sparse_categorical_crossentropy")
+    for k in range(steps):
+        rows = np.concatenate([np.arange(r * per_rank + k * batch, r * per_rank + (k + 1) * batch)
+                               for r in range(size)])
+        single.train_on_batch(x[rows], y[rows])
+    for weights in results:
+        for a, b in zip(weights, single.get_weights()):  # moving statistics included
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_unsynchronized_batch_norm_differs_so_the_test_above_can_fail():
+    x, y = data(16)
+
+    def work(rank, comm, model):
+        model.compile(distributed.DistributedOptimizer("sgd", comm=comm),
+                      "sparse_categorical_crossentropy")
+        xs, ys = distributed.shard(x, y, comm=comm)
+        model.train_on_batch(xs[:4], ys[:4])
+        return model.get_weights()
+
+    w0, _ = run_ranks(2, work, lambda: bn_convnet(synchronized=False))
+    single = bn_convnet(synchronized=False)
+    single.compile("sgd", "sparse_categorical_crossentropy")
+    single.train_on_batch(x[np.r_[0:4, 8:12]], y[np.r_[0:4, 8:12]])
+    assert max(np.abs(a - b).max() for a, b in zip(w0, single.get_weights())) > 1e-6
+
+
+def test_synchronized_on_one_process_changes_nothing():
+    x, y = data(8)
+    models = [bn_convnet(True), bn_convnet(False)]
+    for model in models:
+        model.compile("sgd", "sparse_categorical_crossentropy")
+        model.train_on_batch(x, y)
+    for a, b in zip(*(m.get_weights() for m in models)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_distributed_optimizer_keeps_its_class_state_and_saving(tmp_path):
-    def work(rank, comm):
-        model = convnet()
+    def work(rank, comm, model):
         model.compile(distributed.DistributedOptimizer(mc.optimizers.Adam(0.01), comm=comm),
                       "sparse_categorical_crossentropy")
         x, y = data(8, seed=rank)
@@ -194,7 +263,7 @@ def test_distributed_optimizer_keeps_its_class_state_and_saving(tmp_path):
         if rank == 0:
             model.save(str(tmp_path / "m.npz"))
         return type(model.optimizer).__name__, model.optimizer.iterations
-    assert run_ranks(2, work) == [("Adam", 1), ("Adam", 1)]
+    assert run_ranks(2, work, convnet) == [("Adam", 1), ("Adam", 1)]
     loaded = mc.models.load_model(str(tmp_path / "m.npz"))
     assert loaded.optimizer.iterations == 1 and loaded.optimizer.communicator.size == 1
 
@@ -206,8 +275,7 @@ def test_fit_on_two_ranks_logs_from_rank_0_with_the_ranks_mean(capsys):
     x, y = data(24)
     x_val, y_val = data(8, seed=5)
 
-    def work(rank, comm):
-        model = convnet()
+    def work(rank, comm, model):
         model.compile(distributed.DistributedOptimizer("sgd", comm=comm),
                       "sparse_categorical_crossentropy", metrics=["accuracy"])
         xs, ys = distributed.shard(x, y, comm=comm)
@@ -217,7 +285,7 @@ def test_fit_on_two_ranks_logs_from_rank_0_with_the_ranks_mean(capsys):
         local = model.evaluate(vx, vy, return_dict=True)
         return history.history, local, model.get_weights()
 
-    (h0, val0, w0), (h1, val1, w1) = run_ranks(2, work)
+    (h0, val0, w0), (h1, val1, w1) = run_ranks(2, work, convnet)
     lines = capsys.readouterr().out.splitlines()
     assert lines[0::2] == ["Epoch 1/2", "Epoch 2/2"] and len(lines) == 4  # rank 0 only
     assert h0 == h1  # every rank holds the ranks' mean
@@ -229,15 +297,14 @@ def test_fit_on_two_ranks_logs_from_rank_0_with_the_ranks_mean(capsys):
 def test_early_stopping_on_rank_0_stops_every_rank():
     x, y = data(16)
 
-    def work(rank, comm):
-        model = convnet()
+    def work(rank, comm, model):
         model.compile(distributed.DistributedOptimizer(mc.optimizers.SGD(0.0), comm=comm),
                       "sparse_categorical_crossentropy")
         xs, ys = distributed.shard(x, y, comm=comm)
         stop = EarlyStopping(monitor="loss", patience=0, min_delta=1.0)
         history = model.fit(xs, ys, batch_size=4, epochs=10, verbose=0, callbacks=[stop])
         return len(history.history["loss"])
-    assert run_ranks(2, work) == [2, 2]
+    assert run_ranks(2, work, convnet) == [2, 2]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
@@ -245,15 +312,14 @@ def test_a_nan_loss_on_one_rank_stops_both_at_the_same_step(capsys):
     x, y = data(16)
     x[12] = np.nan  # in rank 1's third batch
 
-    def work(rank, comm):
-        model = convnet()
+    def work(rank, comm, model):
         model.compile(distributed.DistributedOptimizer("sgd", comm=comm),
                       "sparse_categorical_crossentropy")
         xs, ys = distributed.shard(x, y, comm=comm)
         model.fit(xs, ys, batch_size=2, epochs=1, shuffle=False, verbose=0,
                   check_numerics=False)
         return model.optimizer.iterations, model.get_weights()
-    (it0, w0), (it1, w1) = run_ranks(2, work)
+    (it0, w0), (it1, w1) = run_ranks(2, work, convnet)
     assert it0 == it1 == 2
     for a, b in zip(w0, w1):
         np.testing.assert_array_equal(a, b)
@@ -289,8 +355,9 @@ def run_mpi(*args, timeout=240):
 
 
 @needs_mpi
-def test_two_mpi_ranks_equal_one_process():
-    result, _ = run_mpi("equal")
+@pytest.mark.parametrize("model", ["convnet", "batchnorm"])
+def test_two_mpi_ranks_equal_one_process(model):
+    result, _ = run_mpi("equal", model)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("rank weights equal single-process training") == 2, result.stdout
 

@@ -14,11 +14,15 @@ class BatchNormalization(Layer):
     Weights, in Keras order: gamma (if scale), beta (if center), moving_mean,
     moving_variance. The moving statistics change only in ``forward(x, training=True)``:
     ``moving = momentum * moving + (1 - momentum) * batch_statistic``.
+
+    ``synchronized=True`` (Keras's argument): in data-parallel training the batch
+    statistics are those of every rank's rows together (``minicnn.distributed``); on
+    one process it changes nothing.
     """
     has_weights = True
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
-                 input_shape=None, name=None, **kwargs):
+                 synchronized=False, input_shape=None, name=None, **kwargs):
         if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
             raise TypeError(f"BatchNormalization: axis must be an int. Received: axis={axis!r}")
         if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
@@ -34,6 +38,11 @@ class BatchNormalization(Layer):
         self.epsilon = float(epsilon)
         self.center = bool(center)
         self.scale = bool(scale)
+        if not isinstance(synchronized, bool):
+            raise TypeError(f"BatchNormalization: synchronized must be True or False. "
+                            f"Received: synchronized={synchronized!r}")
+        self.synchronized = synchronized
+        self.communicator = None  # synchronized: the ranks (default: distributed.init())
         super().__init__(name=name, input_shape=input_shape, **kwargs)
 
     def _sample_axis(self, sample_rank):
@@ -71,11 +80,22 @@ class BatchNormalization(Layer):
         y, self._cache, (mean, var) = batchnorm_forward(
             x, self._weight("gamma"), self._weight("beta"), self._weight("moving_mean"),
             self._weight("moving_variance"), axis=self._sample_axis(x.ndim - 1) + 1,
-            momentum=self.momentum, epsilon=self.epsilon, training=training)
+            momentum=self.momentum, epsilon=self.epsilon, training=training,
+            sum_over_ranks=self._sum_over_ranks())
         if training:
             self._replace_weight("moving_mean", mean.astype(self.dtype, copy=False))
             self._replace_weight("moving_variance", var.astype(self.dtype, copy=False))
         return y
+
+    def _sum_over_ranks(self):
+        """With ``synchronized=True`` in a run of several ranks, the function that adds
+        a statistic over them (Keras's argument: the batch is every rank's rows)."""
+        if not self.synchronized:
+            return None
+        if self.communicator is None:
+            from ..distributed import init
+            self.communicator = init()
+        return self.communicator.sum if self.communicator.size > 1 else None
 
     def _backward(self, dy):
         dx, dgamma, dbeta = batchnorm_backward(dy, self._cache)
@@ -84,4 +104,5 @@ class BatchNormalization(Layer):
 
     def get_config(self):
         return {"name": self.name, "axis": self.axis, "momentum": self.momentum,
-                "epsilon": self.epsilon, "center": self.center, "scale": self.scale}
+                "epsilon": self.epsilon, "center": self.center, "scale": self.scale,
+                "synchronized": self.synchronized}
