@@ -24,7 +24,7 @@ setup(
         "keras": ["keras>=3", "jax[cpu]>=0.4.30", "h5py>=3"],
         "keras-files": ["h5py>=3"],
         # data-parallel training (minicnn.distributed): MPI from wheels alone
-        "mpi": ["mpi4py>=3.1", "mpich"],
+        "mpi": ["mpi4py>=3.1", "mpich", "threadpoolctl>=3"],
         "plot": ["matplotlib>=3.5"],
         "images": ["pillow>=9"],
     },

@@ -74,28 +74,45 @@ def main(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--out", default=".", help="folder for the model and the plot")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel over the ranks of an MPI run: "
+                             "mpiexec -n 2 python examples/lenet5.py --distributed "
+                             "(each rank trains on its part of the data, --batch-size rows "
+                             "per rank and step)")
     args = parser.parse_args(argv)
 
     mc.backend.set_backend(args.backend)
     mc.utils.set_random_seed(args.seed)
+    ranks = mc.distributed.init() if args.distributed else mc.distributed.LOCAL
+    say = print if ranks.rank == 0 else (lambda *a, **k: None)
     (x_train, y_train), (x_test, y_test) = load_data(args.data)
-    print(f"Fashion-MNIST: {len(x_train)} training and {len(x_test)} test images")
+    say(f"Fashion-MNIST: {len(x_train)} training and {len(x_test)} test images")
 
     model = lenet5()
-    model.compile(optimizer=mc.optimizers.Adam(args.learning_rate),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.summary()
+    optimizer = mc.optimizers.Adam(args.learning_rate)
+    if args.distributed:
+        optimizer = mc.distributed.DistributedOptimizer(optimizer)
+        mc.distributed.broadcast_weights(model)  # one starting point on every rank
+        x_train, y_train = mc.distributed.shard(x_train, y_train)
+        x_test, y_test = mc.distributed.shard(x_test, y_test)
+        say(f"{ranks.size} ranks, {len(x_train)} training images each")
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    if ranks.rank == 0:
+        model.summary()
     history = model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
                         validation_data=(x_test, y_test), seed=args.seed,
                         verbose=args.verbose)
-    loss, accuracy = model.evaluate(x_test, y_test, batch_size=512)
-    print(f"test accuracy: {accuracy:.4f} (loss {loss:.4f})")
+    test = ranks.mean_logs(model.evaluate(x_test, y_test, batch_size=512, return_dict=True))
+    loss, accuracy = test["loss"], test["accuracy"]
+    say(f"test accuracy: {accuracy:.4f} (loss {loss:.4f})")
 
-    os.makedirs(args.out, exist_ok=True)
-    model_path = os.path.join(args.out, "lenet5.npz")
-    model.save(model_path)
-    print(f"model saved to {model_path}")
-    plot_history(history.history, os.path.join(args.out, "lenet5_training.png"))
+    if ranks.rank == 0:  # every rank holds the same weights: one writes them
+        os.makedirs(args.out, exist_ok=True)
+        model_path = os.path.join(args.out, "lenet5.npz")
+        model.save(model_path)
+        print(f"model saved to {model_path}")
+        plot_history(history.history, os.path.join(args.out, "lenet5_training.png"))
     return accuracy
 
 

@@ -12,13 +12,13 @@ from . import hostmemory
 if hostmemory.wanted():
     hostmemory.keep_freed_memory()  # see minicnn/hostmemory.py: training steps reuse memory
 
-from . import (backend, datasets, initializers, layers, losses, metrics, models, ops,  # noqa: E402
-               optimizers, reference, utils)
+from . import (backend, datasets, distributed, initializers, layers, losses,  # noqa: E402
+               metrics, models, ops, optimizers, reference, training, utils)
 from .models import Sequential  # noqa: E402
 from .backend import floatx, set_floatx  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["backend", "datasets", "initializers", "layers", "losses", "metrics", "models",
-           "ops", "optimizers", "reference", "utils", "Sequential", "floatx", "set_floatx",
-           "__version__"]
+__all__ = ["backend", "datasets", "distributed", "initializers", "layers", "losses", "metrics",
+           "models", "ops", "optimizers", "reference", "training", "utils", "Sequential",
+           "floatx", "set_floatx", "__version__"]

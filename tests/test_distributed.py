@@ -368,3 +368,26 @@ def test_an_exception_on_one_rank_ends_the_run():
     assert result.returncode != 0
     assert "rank 1 failed" in result.stderr and "deliberate failure" in result.stderr
     assert seconds < 60
+
+
+@needs_mpi
+def test_the_distributed_benchmark_runs_its_smoke_configuration():
+    script = os.path.join(HERE, "..", "benchmarks", "bench_distributed.py")
+    result = subprocess.run([sys.executable, script, "--smoke"], capture_output=True,
+                            text=True, timeout=300, env=dict(os.environ, MINICNN_OFFLINE="1"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "speedup" in result.stdout and "Allreduce" in result.stdout
+
+
+@needs_mpi
+def test_the_lenet5_example_runs_distributed(tmp_path):
+    env = dict(os.environ, MINICNN_OFFLINE="1")
+    result = subprocess.run(
+        [mpiexec(), "-n", "2", sys.executable, os.path.join(HERE, "..", "examples", "lenet5.py"),
+         "--distributed", "--epochs", "1", "--verbose", "2", "--out", str(tmp_path),
+         "--data", mc.datasets.subset_dir()],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("test accuracy:") == 1  # rank 0 speaks
+    assert "2 ranks, 5000 training images each" in result.stdout
+    assert os.path.isfile(tmp_path / "lenet5.npz")
