@@ -391,3 +391,35 @@ def test_the_lenet5_example_runs_distributed(tmp_path):
     assert result.stdout.count("test accuracy:") == 1  # rank 0 speaks
     assert "2 ranks, 5000 training images each" in result.stdout
     assert os.path.isfile(tmp_path / "lenet5.npz")
+
+
+def test_a_ctrl_c_on_one_rank_stops_every_rank_after_the_same_step(monkeypatch, capsys):
+    """Rank 1 alone sees a Ctrl-C after its second step: both ranks stop there, with
+    the same weights, and rank 0 says so once."""
+    from minicnn import training
+    pending = {}
+
+    class Interrupt(training._DeferredInterrupt):
+        requested = property(
+            lambda self: self.__dict__.get("_asked", False)
+            or pending.get(threading.get_ident(), lambda: False)(),
+            lambda self, value: self.__dict__.__setitem__("_asked", value))
+
+    monkeypatch.setattr(training, "_DeferredInterrupt", Interrupt)
+    x, y = data(16)
+
+    def work(rank, comm, model):
+        model.compile(distributed.DistributedOptimizer("sgd", comm=comm),
+                      "sparse_categorical_crossentropy")
+        if rank == 1:
+            pending[threading.get_ident()] = lambda: model.optimizer.iterations >= 2
+        xs, ys = distributed.shard(x, y, comm=comm)
+        model.fit(xs, ys, batch_size=2, epochs=3, shuffle=False, verbose=0)
+        return model.optimizer.iterations, model.get_weights()
+
+    (it0, w0), (it1, w1) = run_ranks(2, work, convnet)
+    assert it0 == it1 == 2
+    for a, b in zip(w0, w1):
+        np.testing.assert_array_equal(a, b)
+    out = capsys.readouterr().out
+    assert out.count("Training interrupted in epoch 1, step 2/4") == 1, out
