@@ -537,6 +537,14 @@ def torch_or_none(threads=None):
     return torch
 
 
+def save_results(name, results, args):
+    """Mark a ``--smoke`` run as such and write its JSON where ``writes_files`` allows."""
+    if args.smoke:
+        results["smoke"] = True
+    if writes_files(args):
+        write_results(name, results, args.out)
+
+
 def write_results(name, payload, directory=None):
     directory = results_dir(directory)
     os.makedirs(directory, exist_ok=True)

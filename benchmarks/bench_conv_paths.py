@@ -87,10 +87,7 @@ def main(argv=None):
     print(f"the kernel set convolves directly at stride 1 with up to "
           f"{numba_cpu.DIRECT_CONV_MAX_CHANNELS} channels, {numba_cpu.DIRECT_CONV_MAX_FILTERS} "
           f"filters and a window of {numba_cpu.DIRECT_CONV_MIN_WINDOW} cells or more")
-    if args.smoke:
-        results["smoke"] = True
-    if _common.writes_files(args):
-        _common.write_results("bench_conv_paths", results, args.out)
+    _common.save_results("bench_conv_paths", results, args)
     return 0
 
 

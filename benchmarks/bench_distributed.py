@@ -128,10 +128,7 @@ def main(argv=None):
                "one_process": {"threads": cores, "epoch_seconds": one, "median": t1},
                "ranks": dict(ranks, threads_per_rank=max(1, cores // args.ranks), median=tn),
                "speedup": speedup}
-    if args.smoke:
-        results["smoke"] = True
-    if _common.writes_files(args):
-        _common.write_results("bench_distributed", results, args.out)
+    _common.save_results("bench_distributed", results, args)
     return 0
 
 
