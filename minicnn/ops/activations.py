@@ -44,6 +44,8 @@ def sigmoid(x):
 
 def softmax(x):
     xp = get_array_module(x)
+    if x.size == 0:  # an empty batch (or no features): nothing to normalise, no max
+        return x.copy()
     e = xp.exp(x - x.max(axis=-1, keepdims=True))  # shifted: exp never overflows
     return e / e.sum(axis=-1, keepdims=True)
 
