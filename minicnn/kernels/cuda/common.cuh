@@ -1,6 +1,12 @@
 // Helpers shared by the kernels; the kernel set puts this text in front of every
 // .cu file it compiles (so the GPU, the nvcc check and the CPU emulation all see it).
 
+// Every entry t < total this thread owns: a grid-stride loop, so any grid covers
+// any size (the kernel set launches at most MAX_BLOCKS blocks).
+#define FOR_EACH_ENTRY(t, total)                                                   \
+    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < (total); \
+         t += (long long)blockDim.x * gridDim.x)
+
 // The position of entry t of an (n, rows, cols, c) array, the channel fastest.
 struct Position {
     long long s;       // image

@@ -30,8 +30,7 @@ template <typename T>
 __global__ void bias_activation(T* __restrict__ z, const T* __restrict__ bias,
                                 long long size, int m, int kind)
 {
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < size;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, size) {
         const T v = m > 0 ? z[t] + bias[t % m] : z[t];
         z[t] = activate(v, kind);
     }
@@ -43,8 +42,7 @@ template <typename T>
 __global__ void activation_gradient(const T* __restrict__ dy, const T* __restrict__ saved,
                                     T* __restrict__ dz, long long size, int kind)
 {
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < size;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, size) {
         const T s = saved[t];
         dz[t] = kind == 1 ? (s > 0 ? dy[t] : (T)0) : dy[t] * ((T)1 - s * s);
     }
@@ -62,8 +60,7 @@ __global__ void adam_update(T* __restrict__ w, const T* __restrict__ g,
                             T* __restrict__ m, T* __restrict__ v, long long size,
                             T one_minus_beta_1, T one_minus_beta_2, T alpha, T epsilon)
 {
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < size;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, size) {
         const T gi = g[t];
         const T mi = m[t] + one_minus_beta_1 * (gi - m[t]);
         const T vi = v[t] + one_minus_beta_2 * (gi * gi - v[t]);

@@ -19,8 +19,7 @@ __global__ void im2col(const T* __restrict__ x, T* __restrict__ col,
                        int top, int left, int oh, int ow, T pad_value)
 {
     const long long total = (long long)n * oh * ow * kh * kw * c;
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, total) {
         long long rest = t;
         const int ch = (int)(rest % c);  rest /= c;
         const int b = (int)(rest % kw);  rest /= kw;
@@ -52,8 +51,7 @@ __global__ void col2im(const T* __restrict__ dcol, T* __restrict__ dx,
                        int top, int left, int oh, int ow)
 {
     const long long total = (long long)n * h * w * c;
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, total) {
         const Position p = unravel(t, h, w, c);
         const int rp = p.row + top, qp = p.col + left;
         T sum = 0;

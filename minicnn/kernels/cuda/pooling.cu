@@ -28,8 +28,7 @@ __global__ void extreme_pool_forward(const T* __restrict__ x, T* __restrict__ y,
                                      int take_max, T init)
 {
     const long long total = (long long)n * oh * ow * c;
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, total) {
         const Position o = unravel(t, oh, ow, c);
         const long long s = o.s;
         const int i = o.row, j = o.col, ch = o.ch;
@@ -59,8 +58,7 @@ __global__ void extreme_pool_backward(const T* __restrict__ dy, const int* __res
                                       int sh, int sw, int top, int left, int oh, int ow)
 {
     const long long total = (long long)n * h * w * c;
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, total) {
         const Position p = unravel(t, h, w, c);
         const long long s = p.s;
         const int r = p.row, q = p.col, ch = p.ch;
@@ -86,8 +84,7 @@ __global__ void avg_pool_forward(const T* __restrict__ x, T* __restrict__ y,
                                  int sh, int sw, int top, int left, int oh, int ow)
 {
     const long long total = (long long)n * oh * ow * c;
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, total) {
         const Position o = unravel(t, oh, ow, c);
         const long long s = o.s;
         const int i = o.row, j = o.col, ch = o.ch;
@@ -108,8 +105,7 @@ __global__ void avg_pool_backward(const T* __restrict__ dy, T* __restrict__ dx,
                                   int sh, int sw, int top, int left, int oh, int ow)
 {
     const long long total = (long long)n * h * w * c;
-    for (long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x; t < total;
-         t += (long long)blockDim.x * gridDim.x) {
+    FOR_EACH_ENTRY(t, total) {
         const Position p = unravel(t, h, w, c);
         const long long s = p.s;
         const int r = p.row, q = p.col, ch = p.ch;
