@@ -64,15 +64,10 @@ class Communicator:
         if self.size == 1 or not arrays:
             return arrays
         host = [np.asarray(to_host(a)) for a in arrays]
-        flat = np.concatenate([h.ravel() for h in host]).astype(np.result_type(*host))
-        flat = self._sum(flat)
+        flat = self._sum(_flat(host))
         flat /= self.size
-        out, start = [], 0
-        for a, h in zip(arrays, host):
-            part = flat[start:start + h.size].reshape(h.shape).astype(h.dtype, copy=False)
-            out.append(part if isinstance(a, np.ndarray) else to_device(part, dtype=a.dtype))
-            start += h.size
-        return out
+        return [part if isinstance(a, np.ndarray) else to_device(part, dtype=a.dtype)
+                for a, part in zip(arrays, _unflat(flat, host))]
 
     def sum(self, vector):
         """A vector added over the ranks (synchronized batch statistics), returned
@@ -109,13 +104,23 @@ class Communicator:
         arrays = [np.ascontiguousarray(a) for a in arrays]
         if self.size == 1 or not arrays:
             return arrays
-        flat = np.concatenate([a.ravel() for a in arrays]).astype(np.result_type(*arrays))
+        flat = _flat(arrays)
         self.comm.Bcast(flat, root=root)
-        out, start = [], 0
-        for a in arrays:
-            out.append(flat[start:start + a.size].reshape(a.shape).astype(a.dtype))
-            start += a.size
-        return out
+        return _unflat(flat, arrays)
+
+
+def _flat(arrays):
+    """One contiguous buffer holding every array, in order: one message for all."""
+    return np.concatenate([a.ravel() for a in arrays]).astype(np.result_type(*arrays))
+
+
+def _unflat(flat, like):
+    """The arrays of ``like``'s shapes and dtypes back out of ``flat``."""
+    out, start = [], 0
+    for a in like:
+        out.append(flat[start:start + a.size].reshape(a.shape).astype(a.dtype, copy=False))
+        start += a.size
+    return out
 
 
 LOCAL = Communicator()
@@ -203,21 +208,26 @@ def _use_local_gpu():
     cupy.cuda.Device(local % cupy.cuda.runtime.getDeviceCount()).use()
 
 
+def _ranks(comm):
+    """``comm`` as a Communicator: init()'s when None, wrapped when an MPI communicator."""
+    if comm is None:
+        return init()
+    return comm if isinstance(comm, Communicator) else Communicator(comm)
+
+
 def DistributedOptimizer(optimizer, comm=None):  # noqa: N802 - named like Horovod's
     """``optimizer`` (an instance, ``"sgd"`` or ``"adam"``) made to average its
     gradients over the ranks before each update: one Allreduce of one flat buffer per
     step. Returns the optimizer itself (same class, same state and saving), now
     holding the ranks' communicator, which the training loop also uses."""
     opt = optimizers.get(optimizer)
-    opt.communicator = comm if isinstance(comm, Communicator) else (
-        Communicator(comm) if comm is not None else init())
+    opt.communicator = _ranks(comm)
     return opt
 
 
 def broadcast_weights(model, root=0, comm=None):
     """Give every rank ``root``'s weights (one Bcast of one flat buffer)."""
-    comm = comm if isinstance(comm, Communicator) else (
-        Communicator(comm) if comm is not None else init())
+    comm = _ranks(comm)
     if comm.size > 1:
         model.set_weights(comm.broadcast_arrays(model.get_weights(), root=root))
 
@@ -226,8 +236,7 @@ def shard(x, y=None, comm=None):
     """This rank's part of the data: ``len(x) // size`` consecutive samples, the same
     number on every rank (the last ``len(x) % size`` samples are left out), so every
     rank takes the same number of steps and the parts never overlap."""
-    comm = comm if isinstance(comm, Communicator) else (
-        Communicator(comm) if comm is not None else init())
+    comm = _ranks(comm)
     if y is not None and len(x) != len(y):
         raise ValueError(f"shard: x and y must have the same number of samples. "
                          f"Received: {len(x)} and {len(y)}")
