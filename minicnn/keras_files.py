@@ -224,6 +224,24 @@ def save_keras(model, path):
     saving.atomic_write(path, write)
 
 
+def write(model, path, method):
+    """Write ``model`` to ``path`` in Keras's format for ``method`` (``"save"`` or
+    ``"save_weights"``) when its suffix names one; False for minicnn's own format.
+    A Keras suffix that ``method`` does not write is refused, naming the one it does."""
+    fmt = keras_format(path)
+    if fmt is None:
+        return False
+    writer, suffix = {"save": (save_keras, ".keras"),
+                      "save_weights": (save_weights, ".weights.h5")}[method]
+    if fmt != suffix.lstrip("."):
+        raise ValueError(f"Sequential '{model.name}': {method} writes Keras's format to a path "
+                         f"ending in '{suffix}', or minicnn's own format to another suffix "
+                         f"(e.g. '.npz'); legacy '.h5' is read by load_model only. "
+                         f"Received: {os.fspath(path)!r}")
+    writer(model, path)
+    return True
+
+
 # ---------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------

@@ -346,13 +346,8 @@ class Sequential:
         Keras 3 weights file for ``.weights.h5`` (with the optimizer's state, as Keras
         writes it), minicnn's own format for other suffixes (not ``.h5`` or ``.keras``)."""
         self._require_built("save_weights()")
-        fmt = keras_files.keras_format(path)
-        if fmt == "weights.h5":
-            return keras_files.save_weights(self, path)
-        if fmt is not None:
-            raise ValueError(f"Sequential '{self.name}': save_weights writes Keras's weights "
-                             f"to a path ending in '.weights.h5' (or minicnn's own format to "
-                             f"another suffix, e.g. '.npz'). Received: {os.fspath(path)!r}")
+        if keras_files.write(self, path, "save_weights"):
+            return
         header = {"kind": "weights",
                   "layers": [[layer.name, [list(w.shape) for w in layer.weights]]
                              for layer in self.layers]}
@@ -377,14 +372,8 @@ class Sequential:
         Keras 3 archive for ``.keras``, minicnn's own format for other suffixes (which
         also keeps the random state of training, so resuming from it is exact)."""
         self._require_built("save()")
-        fmt = keras_files.keras_format(path)
-        if fmt == "keras":
-            return keras_files.save_keras(self, path)
-        if fmt is not None:
-            raise ValueError(f"Sequential '{self.name}': save writes a Keras archive to a "
-                             f"path ending in '.keras' or minicnn's own format to another "
-                             f"suffix (e.g. '.npz'); legacy '.h5' and '.weights.h5' are for "
-                             f"load_model and save_weights. Received: {os.fspath(path)!r}")
+        if keras_files.write(self, path, "save"):
+            return
         header = {"kind": "model", "model": self.get_config()}
         arrays = saving.indexed("weights", self.get_weights())
         if self.loss is not None:
