@@ -56,10 +56,6 @@ _IGNORED = {"name", "dtype", "kernel_initializer", "bias_initializer", "beta_ini
             "kernel_regularizer", "bias_regularizer", "activity_regularizer",
             "beta_regularizer", "gamma_regularizer", "kernel_constraint", "bias_constraint",
             "beta_constraint", "gamma_constraint", "renorm_clipping", "renorm_momentum"}
-_NO_EFFECT = (None, {}, "zeros", "ones")  # an initializer is overwritten by the weights
-_LOSSES = {"CategoricalCrossentropy": "categorical_crossentropy",
-           "SparseCategoricalCrossentropy": "sparse_categorical_crossentropy",
-           "MeanSquaredError": "mean_squared_error"}
 
 
 def keras_format(path):
@@ -175,11 +171,10 @@ def _compile_config(model):
         return None
     opt = model.optimizer
     name = type(opt).__name__
-    loss_cls = type(model.loss).__name__
-    loss = _LOSSES.get(loss_cls)
-    if loss is None or model.loss.get_config().get("from_logits"):
-        loss = {"module": "keras.losses", "class_name": loss_cls,
-                "config": dict(model.loss.get_config(), name=_LOSSES.get(loss_cls, loss_cls),
+    loss = model.loss.name  # minicnn's loss names are Keras's
+    if model.loss.get_config().get("from_logits"):
+        loss = {"module": "keras.losses", "class_name": type(model.loss).__name__,
+                "config": dict(model.loss.get_config(), name=model.loss.name,
                                reduction="sum_over_batch_size"),
                 "registered_name": None}
     return {"optimizer": {"module": "keras.optimizers", "class_name": name,
@@ -411,8 +406,9 @@ def _compile_from_config(model, compiled, path):
     loss = compiled.get("loss")
     if isinstance(loss, dict):
         loss_cls = loss.get("class_name")
-        if loss_cls not in _LOSSES:
-            _refuse(path, f"loss {loss_cls!r} is not one minicnn has")
+        known = {type(losses.get(name)).__name__ for name in losses._BY_NAME}
+        if loss_cls not in known:
+            _refuse(path, f"loss {loss_cls!r} is not one minicnn has (it has {sorted(known)})")
         config = loss.get("config") or {}
         loss = getattr(losses, loss_cls)(**({"from_logits": config["from_logits"]}
                                             if "from_logits" in config else {}))
