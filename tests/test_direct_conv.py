@@ -5,6 +5,7 @@ on the thread count; the kernel set chooses it only for the shapes it was measur
 to win on."""
 import numpy as np
 import pytest
+from conv_paths import assert_passes_agree, layer_arrays
 from hypothesis import given, settings, strategies as st
 
 import minicnn as mc
@@ -61,20 +62,10 @@ def direct_layers(draw):
        st.integers(0, 2**31 - 1))
 def test_direct_path_equals_im2col(layer, dtype, data_format, with_bias, seed):
     n, h, wd, c, f, kh, kw, padding = layer
-    rng = np.random.default_rng(seed)
-    shape = (n, h, wd, c) if data_format == "channels_last" else (n, c, h, wd)
-    x = rng.standard_normal(shape).astype(dtype)
-    w = rng.standard_normal((kh, kw, c, f)).astype(dtype)
-    b = rng.standard_normal(f).astype(dtype) if with_bias else None
+    x, w, b = layer_arrays(np.random.default_rng(seed), n, h, wd, c, f, kh, kw, dtype,
+                           data_format, with_bias)
     direct, gemm = both_paths(x, w, b, padding, data_format)
-    tol = 1e-12 if dtype == "float64" else 2e-5
-    for name, d, g in zip(("y", "dx", "dw", "db"), direct[:4], gemm[:4]):
-        if g is None:
-            assert d is None, name
-            continue
-        assert d.shape == g.shape and d.dtype == g.dtype, name
-        scale = max(1.0, float(np.abs(g).max()))
-        np.testing.assert_allclose(d, g, rtol=0, atol=tol * scale, err_msg=name)
+    assert_passes_agree(direct, gemm, 1e-12 if dtype == "float64" else 2e-5)
 
 
 @settings(max_examples=25, deadline=None)
@@ -160,7 +151,8 @@ def test_other_kernel_sets_never_choose_it():
 
 
 def test_the_path_benchmark_runs_its_smoke_configuration(tmp_path):
-    """benchmarks/bench_conv_paths.py, the measurement behind direct_conv_suits."""
+    """benchmarks/bench_conv_paths.py, the measurement behind direct_conv_suits and
+    winograd_suits."""
     import json
     import os
     import subprocess
@@ -174,3 +166,6 @@ def test_the_path_benchmark_runs_its_smoke_configuration(tmp_path):
     written = json.loads((tmp_path / "bench_conv_paths.json").read_text())
     assert written["smoke"] is True and len(written["cases"]) == 2
     assert {"direct", "im2col"} == set(written["cases"][0]["ms"])
+    assert len(written["winograd_cases"]) == 1
+    assert {"winograd", "im2col"} == set(written["winograd_cases"][0]["ms"])
+    assert result.stdout.splitlines()[-3].split()[-1] in ("winograd", "im2col")

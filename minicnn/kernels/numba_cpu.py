@@ -30,6 +30,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .numba_winograd import (winograd_gradient_transform, winograd_input_gradient,  # noqa: F401
+                             winograd_input_transform, winograd_output_transform)
+
 # numba's default OpenMP threads keep spinning after each parallel loop and then
 # fight NumPy's OpenBLAS threads for the same cores, which made the BLAS products
 # between kernels several times slower here. The workqueue layer does not spin.
@@ -363,6 +366,24 @@ def direct_conv_weight_gradient(x, dy, top, left, dw):
         for g in range(1, groups):
             total += flat_partial[g, t]
         flat_dw[t] = total
+
+
+# Winograd F(2x2, 3x3) for 3x3 stride-1 layers (minicnn.ops.winograd); its transforms
+# live in numba_winograd. Where it wins: see winograd_suits.
+WINOGRAD_MIN_CHANNELS = 16
+WINOGRAD_MIN_FILTERS = 16
+
+
+def winograd_suits(c, f, kh, kw, sh, sw):
+    """Whether Winograd F(2x2, 3x3) beats im2col + GEMM for this layer."""
+    return (kh == kw == 3 and sh == sw == 1 and c >= WINOGRAD_MIN_CHANNELS
+            and f >= WINOGRAD_MIN_FILTERS)
+
+
+def winograd_bytes_per_image(oh, ow, c, itemsize):
+    """Bytes of one image's transformed tiles (16 values per tile and channel): what
+    the im2col budget caps, chunk by chunk."""
+    return 16 * (-(-oh // 2)) * (-(-ow // 2)) * c * itemsize
 
 
 # ---------------------------------------------------------------------------------

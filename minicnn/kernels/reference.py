@@ -140,3 +140,8 @@ def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
 def direct_conv_suits(c, f, kh, kw, sh, sw):
     """Never: the reference set teaches im2col + GEMM: every layer takes that path."""
     return False
+
+
+def winograd_suits(c, f, kh, kw, sh, sw):
+    """Never: the reference set teaches im2col + GEMM."""
+    return False

@@ -187,3 +187,8 @@ def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
 def direct_conv_suits(c, f, kh, kw, sh, sw):
     """Never: the CUDA set has no direct kernel; every layer runs as im2col + cuBLAS."""
     return False
+
+
+def winograd_suits(c, f, kh, kw, sh, sw):
+    """Never: the CUDA set has no Winograd transforms; 3x3 layers run as im2col + cuBLAS."""
+    return False

@@ -1,0 +1,175 @@
+"""Numba kernels of the Winograd F(2x2, 3x3) convolution (``minicnn.ops.winograd``):
+the four tile transforms around its sixteen matrix products.
+
+Tiles: tile (ti, tj) of image s covers rows 2*ti .. 2*ti + 3 and columns
+2*tj .. 2*tj + 3 of the zero-padded image and makes outputs 2*ti, 2*ti + 1 (rows)
+by 2*tj, 2*tj + 1 (columns). Tile number t = (s * th + ti) * tw + tj. Transformed
+arrays are (16, T, channels): entry k = 4 * a + b of every tile is one contiguous
+(T, channels) matrix, which is what a product takes.
+
+Layout is NHWC, so the innermost loops run over channels: contiguous, and LLVM
+vectorises them. Every loop writes outputs no other iteration writes (the input
+gradient, whose tiles overlap, is added in two passes of non-overlapping tile rows).
+No sum runs across tiles or images, so the bits do not depend on the thread count.
+"""
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True)
+def winograd_input_transform(x, top, left, th, tw, v):
+    """v[4a + b, t, c] = (B^T d B)[a, b] for the 4x4 tile d of channel c, with
+
+        B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]].
+
+    The column step B^T d runs along whole padded rows (one long loop per tile row),
+    the row step per tile."""
+    n, h, w, c = x.shape
+    wp = (2 * tw + 2) * c
+    for row in prange(n * th):
+        s, ti = row // th, row % th
+        pad = np.zeros((4, wp), dtype=x.dtype)
+        for a in range(4):
+            r = 2 * ti + a - top
+            if 0 <= r < h:
+                src = x[s, r].reshape(-1)
+                dst = pad[a, left * c:]
+                for p in range(min(w * c, wp - left * c)):
+                    dst[p] = src[p]
+        e = np.empty((4, wp), dtype=x.dtype)
+        p0, p1, p2, p3 = pad[0], pad[1], pad[2], pad[3]
+        e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
+        for p in range(wp):
+            e0[p] = p0[p] - p2[p]
+            e1[p] = p1[p] + p2[p]
+            e2[p] = p2[p] - p1[p]
+            e3[p] = p1[p] - p3[p]
+        for tj in range(tw):
+            t = row * tw + tj
+            for a in range(4):
+                q = e[a, 2 * tj * c:]
+                v0, v1, v2, v3 = v[4 * a, t], v[4 * a + 1, t], v[4 * a + 2, t], v[4 * a + 3, t]
+                for ch in range(c):
+                    q0, q1, q2, q3 = q[ch], q[c + ch], q[2 * c + ch], q[3 * c + ch]
+                    v0[ch] = q0 - q2
+                    v1[ch] = q1 + q2
+                    v2[ch] = q2 - q1
+                    v3[ch] = q1 - q3
+
+
+@njit(parallel=True, cache=True)
+def winograd_output_transform(m, th, tw, y):
+    """y[s, 2ti + i, 2tj + j, f] = (A^T m A)[i, j] of tile (s, ti, tj), with
+
+        A^T = [[1, 1, 1, 0], [0, 1, -1, -1]];
+
+    outputs past the image's last row or column (odd sizes) are dropped."""
+    n, oh, ow, f = y.shape
+    for row in prange(n * th):
+        s, ti = row // th, row % th
+        r0 = np.empty((4, f), dtype=y.dtype)
+        r1 = np.empty((4, f), dtype=y.dtype)
+        for tj in range(tw):
+            t = row * tw + tj
+            for b in range(4):
+                m0, m1, m2, m3 = m[b, t], m[4 + b, t], m[8 + b, t], m[12 + b, t]
+                u0, u1 = r0[b], r1[b]
+                for k in range(f):
+                    u0[k] = m0[k] + m1[k] + m2[k]
+                    u1[k] = m1[k] - m2[k] - m3[k]
+            for i in range(2):
+                oi = 2 * ti + i
+                if oi >= oh:
+                    break
+                u = r0 if i == 0 else r1
+                out0 = y[s, oi, 2 * tj]
+                for k in range(f):
+                    out0[k] = u[0, k] + u[1, k] + u[2, k]
+                if 2 * tj + 1 < ow:
+                    out1 = y[s, oi, 2 * tj + 1]
+                    for k in range(f):
+                        out1[k] = u[1, k] - u[2, k] - u[3, k]
+
+
+@njit(parallel=True, cache=True)
+def winograd_gradient_transform(dy, th, tw, d):
+    """d[4a + b, t, f] = (A g A^T)[a, b] for the 2x2 output-gradient tile g (zero
+    past the last row or column), A = (A^T)^T = [[1, 0], [1, 1], [1, -1], [0, -1]]:
+    the adjoint of the output transform. As in the input transform, the column step
+    A g runs along whole rows, the row step per tile."""
+    n, oh, ow, f = dy.shape
+    wp = 2 * tw * f
+    for row in prange(n * th):
+        s, ti = row // th, row % th
+        g = np.zeros((2, wp), dtype=dy.dtype)
+        for i in range(2):
+            if 2 * ti + i < oh:
+                src = dy[s, 2 * ti + i].reshape(-1)
+                dst = g[i]
+                for p in range(ow * f):
+                    dst[p] = src[p]
+        e = np.empty((4, wp), dtype=dy.dtype)
+        g0, g1 = g[0], g[1]
+        e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
+        for p in range(wp):
+            e0[p] = g0[p]
+            e1[p] = g0[p] + g1[p]
+            e2[p] = g0[p] - g1[p]
+            e3[p] = -g1[p]
+        for tj in range(tw):
+            t = row * tw + tj
+            for a in range(4):
+                q = e[a, 2 * tj * f:]
+                d0, d1, d2, d3 = d[4 * a, t], d[4 * a + 1, t], d[4 * a + 2, t], d[4 * a + 3, t]
+                for k in range(f):
+                    q0, q1 = q[k], q[f + k]
+                    d0[k] = q0
+                    d1[k] = q0 + q1
+                    d2[k] = q0 - q1
+                    d3[k] = -q1
+
+
+@njit(parallel=True, cache=True)
+def winograd_input_gradient(dv, top, left, th, tw, dx):
+    """dx[s, r, q, c] = the sum, over the tiles covering padded pixel (r + top,
+    q + left), of (B dv B^T) at its place in the tile, B = (B^T)^T: the adjoint of
+    the input transform, its two steps in reverse order (per tile dv B^T, added into
+    tile-row-long rows where neighbouring tiles share two columns; then B times
+    those rows, one long loop each).
+
+    dx must be zero. Tile rows overlap by two image rows, so even tile rows are
+    added in one parallel pass and odd ones in a second: within a pass no two tile
+    rows touch the same pixel."""
+    n, h, w, c = dx.shape
+    wp = (2 * tw + 2) * c
+    for parity in range(2):
+        rows = th // 2 + (th % 2) * (1 - parity)  # tile rows ti = parity, parity + 2, ...
+        for job in prange(n * rows):
+            s, ti = job // rows, parity + 2 * (job % rows)
+            row = s * th + ti
+            e = np.zeros((4, wp), dtype=dx.dtype)
+            for tj in range(tw):
+                t = row * tw + tj
+                for a in range(4):
+                    q = e[a, 2 * tj * c:]
+                    v0, v1, v2, v3 = dv[4 * a, t], dv[4 * a + 1, t], dv[4 * a + 2, t], dv[4 * a + 3, t]
+                    for ch in range(c):
+                        q[ch] += v0[ch]
+                        q[c + ch] += v1[ch] - v2[ch] + v3[ch]
+                        q[2 * c + ch] += v1[ch] + v2[ch] - v0[ch]
+                        q[3 * c + ch] -= v3[ch]
+            e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
+            for a in range(4):
+                r = 2 * ti + a - top
+                if 0 <= r < h:
+                    dst = dx[s, r].reshape(-1)
+                    for p in range(min(w * c, wp - left * c)):
+                        z = p + left * c
+                        if a == 0:
+                            dst[p] += e0[z]
+                        elif a == 1:
+                            dst[p] += e1[z] - e2[z] + e3[z]
+                        elif a == 2:
+                            dst[p] += e1[z] + e2[z] - e0[z]
+                        else:
+                            dst[p] -= e3[z]
