@@ -30,6 +30,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .numba_launch import parallel_when_large
+
 from .numba_winograd import (winograd_gradient_transform, winograd_input_gradient,  # noqa: F401
                              winograd_input_transform, winograd_output_transform)
 
@@ -41,7 +43,7 @@ if numba.config.THREADING_LAYER == "default":
     numba.config.THREADING_LAYER = "workqueue"
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def im2col(x, kh, kw, sh, sw, top, left, oh, ow, pad_value, col):
     """col[n, i, j, a, b, :] = x[n, i*sh + a - top, j*sw + b - left, :] (pad_value outside).
 
@@ -80,7 +82,7 @@ def im2col(x, kh, kw, sh, sw, top, left, oh, ow, pad_value, col):
                             dst[b * c + ch] = src[q * c + ch] if 0 <= q < w else pad_value
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def col2im(dcol, sh, sw, top, left, dx):
     """dx[n, r, q, :] += dcol[n, i, j, a, b, :] for every window cell on the image
     (the adjoint of im2col, with the same contiguous-row fast path and row views)."""
@@ -113,7 +115,7 @@ def col2im(dcol, sh, sw, top, left, dx):
                                     dst[q * c + ch] += src[b * c + ch]
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
     """Max (take_max) or min of each window's real cells; ``winner`` keeps where in
     the image the first extreme cell is, as the pixel number r*w + q, or -1 for a
@@ -153,7 +155,7 @@ def extreme_pool_forward(x, kh, kw, sh, sw, top, left, take_max, y, winner):
                         winner[s, i, j, ch] = code if wins else winner[s, i, j, ch]
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def extreme_pool_backward(dy, winner, kh, kw, sh, sw, top, left, dx):
     """Each window's dy goes to its winning pixel (none for a padding cell);
     overlapping windows add up. (The window arguments are those of the CUDA kernel,
@@ -171,7 +173,7 @@ def extreme_pool_backward(dy, winner, kh, kw, sh, sw, top, left, dx):
                         image[k, ch] += dy[s, i, j, ch]
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def avg_pool_forward(x, kh, kw, sh, sw, top, left, y):
     """Mean of each window's real (unpadded) cells."""
     n, h, w, c = x.shape
@@ -195,7 +197,7 @@ def avg_pool_forward(x, kh, kw, sh, sw, top, left, y):
                 y[s, i, j, ch] *= scale
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def avg_pool_backward(dy, kh, kw, sh, sw, top, left, dx):
     """Every real cell of a window receives dy / (number of real cells)."""
     n, oh, ow, c = dy.shape
@@ -267,7 +269,7 @@ def _shift_sizes(oh, ow, kh, kw):
     return oh + kh, (ow + kw - 1 + 7) // 8 * 8
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def direct_conv_forward(x, w, top, left, y):
     """y[s, i, j, f] = sum over (ch, a, b) of x[s, i + a - top, j + b - left, ch] *
     w[a, b, ch, f], stride 1, summed in the order ch, a, b (the im2col product sums
@@ -344,7 +346,7 @@ def _weight_gradient_of_images(x, dy, top, left, first, stop, part):
                         part[a, b, ch, t] += total
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def direct_conv_weight_gradient(x, dy, top, left, dw):
     """dw[a, b, ch, f] = sum over (s, i, j) of x[s, i + a - top, j + b - left, ch] *
     dy[s, i, j, f] (stride 1), from the same shifted reads as the forward pass.

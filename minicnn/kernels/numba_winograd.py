@@ -13,10 +13,12 @@ gradient, whose tiles overlap, is added in two passes of non-overlapping tile ro
 No sum runs across tiles or images, so the bits do not depend on the thread count.
 """
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from .numba_launch import parallel_when_large
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def winograd_input_transform(x, top, left, th, tw, v):
     """v[4a + b, t, c] = (B^T d B)[a, b] for the 4x4 tile d of channel c, with
 
@@ -57,7 +59,7 @@ def winograd_input_transform(x, top, left, th, tw, v):
                     v3[ch] = q1 - q3
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def winograd_output_transform(m, th, tw, y):
     """y[s, 2ti + i, 2tj + j, f] = (A^T m A)[i, j] of tile (s, ti, tj), with
 
@@ -91,7 +93,7 @@ def winograd_output_transform(m, th, tw, y):
                         out1[k] = u[1, k] - u[2, k] - u[3, k]
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def winograd_gradient_transform(dy, th, tw, d):
     """d[4a + b, t, f] = (A g A^T)[a, b] for the 2x2 output-gradient tile g (zero
     past the last row or column), A = (A^T)^T = [[1, 0], [1, 1], [1, -1], [0, -1]]:
@@ -129,7 +131,7 @@ def winograd_gradient_transform(dy, th, tw, d):
                     d3[k] = -q1
 
 
-@njit(parallel=True, cache=True)
+@parallel_when_large
 def winograd_input_gradient(dv, top, left, th, tw, dx):
     """dx[s, r, q, c] = the sum, over the tiles covering padded pixel (r + top,
     q + left), of (B dv B^T) at its place in the tile, B = (B^T)^T: the adjoint of
