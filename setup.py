@@ -10,7 +10,7 @@ setup(
     package_data={"minicnn.datasets": ["data/fashion-mnist-subset/*", "data/mnist-subset/*"],
                   "minicnn.kernels.cuda": ["*.cu", "*.cuh", "*.h"]},
     python_requires=">=3.10",
-    install_requires=["numpy>=1.23", "numba>=0.58", "tqdm>=4.60"],
+    install_requires=["numpy>=1.23", "numba>=0.58", "tqdm>=4.60", "threadpoolctl>=3"],
     extras_require={
         # nbclient, nbformat and ipykernel execute examples/notebooks in the tests
         "test": ["pytest>=7", "hypothesis>=6.80", "scipy>=1.9", "pillow>=9",

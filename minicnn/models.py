@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from . import backend, keras_files, losses as losses_module, training
+from . import backend, keras_files, losses as losses_module, split_step, training
 from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from .backend import as_array, get_array_module, to_device, to_host
 from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
@@ -146,7 +146,12 @@ class Sequential:
         """Run ``x`` through every layer; builds the model on first use."""
         if not self.built:
             self.build(tuple(np.shape(x))[1:])
-        for layer in self.layers:
+        return self.forward_through(self.layers, x, training)
+
+    @staticmethod
+    def forward_through(layers, x, training=True):
+        """``x`` through ``layers`` (the model's, or copies of them sharing its weights)."""
+        for layer in layers:
             x = layer.forward(x, training=training)
         return x
 
@@ -155,7 +160,11 @@ class Sequential:
         ``from_logits=True``: ``grad`` is dL/d(softmax input) of the last layer.
         ``input_gradient=False``: training needs no dL/dinput, so the first layer may
         skip it (and None is returned)."""
-        layers = self.layers
+        return self.backward_through(self.layers, grad, from_logits, input_gradient)
+
+    @staticmethod
+    def backward_through(layers, grad, from_logits=False, input_gradient=True):
+        """``backward`` over ``layers`` (the model's, or the copies a forward ran through)."""
         if from_logits:
             grad = layers[-1].backward_from_logits(grad)
             layers = layers[:-1]
@@ -217,9 +226,11 @@ class Sequential:
             return (out - self.loss.dense_targets(y_dev, out)) / len(out), True
         return self.loss.prepared_gradient(y_dev, out), False
 
-    def _gradients(self):
-        """The trainable weights' gradients of the last backward, in weight order."""
-        return [g for layer in self.layers if layer.trainable_weights for g in layer._grads]
+    @staticmethod
+    def gradients_of(layers):
+        """The trainable weights' gradients of the last backward through ``layers``, in
+        weight order."""
+        return [g for layer in layers if layer.trainable_weights for g in layer._grads]
 
     def _train_step(self, x, y, finite_only=False):
         """One step; returns the batch's logs (pre-update, as Keras reports them).
@@ -227,8 +238,12 @@ class Sequential:
         the moving statistics stay those of the last step) and return the logs with
         ``logs["applied"] = False``."""
         kept = [list(layer._weights) for layer in self.layers] if finite_only else None
-        out = self.forward(x, training=True)
-        per_sample, y_dev = self._loss_value(y, out)
+        grads = None
+        if self.built and split_step.suits(self, x):  # half the batch per core
+            out, per_sample, y_dev, grads = split_step.forward_backward(self, x, y)
+        else:
+            out = self.forward(x, training=True)
+            per_sample, y_dev = self._loss_value(y, out)
         logs = self._batch_logs(y_dev, out, per_sample)  # before the update: the same one
         # copy per batch; the ranks of a distributed run decide together: all or none
         if finite_only and not self.optimizer.communicator.all(math.isfinite(logs["loss"])):
@@ -236,9 +251,11 @@ class Sequential:
                 layer._weights = weights                    # not changed in place
             self._release_caches()
             return dict(logs, applied=False)
-        grad, from_logits = self._loss_gradient(y_dev, out)
-        self.backward(grad, from_logits=from_logits, input_gradient=False)
-        self.optimizer.apply(self._gradients(), self.trainable_weights)
+        if grads is None:
+            grad, from_logits = self._loss_gradient(y_dev, out)
+            self.backward(grad, from_logits=from_logits, input_gradient=False)
+            grads = self.gradients_of(self.layers)
+        self.optimizer.apply(grads, self.trainable_weights)
         self._release_caches()
         return logs
 

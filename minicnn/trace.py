@@ -108,7 +108,7 @@ def _trace(model, layers, x, y):
         grad = layer.backward(grad)
         backward.append((layer, arriving, grad))
 
-    updates = iter(_next_updates(model, model._gradients()))
+    updates = iter(_next_updates(model, model.gradients_of(model.layers)))
     rows = []
     for layer, (where, arriving_norm, arriving_shape), passed in backward:
         weights = []

@@ -108,8 +108,9 @@ def test_weight_gradient_does_not_depend_on_the_thread_count():
         for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(threads)
             dw, y = np.empty_like(w), np.empty((37, 12, 12, 5), np.float32)
-            kernels.direct_conv_weight_gradient(x, dy, 1, 1, dw)
-            kernels.direct_conv_forward(x, w, 1, 1, y)
+            # the parallel compilations: at this size a call would run the serial ones
+            kernels.direct_conv_weight_gradient.parallel(x, dy, 1, 1, dw)
+            kernels.direct_conv_forward.parallel(x, w, 1, 1, y)
             results.append((dw, y))
     finally:
         numba.set_num_threads(before)

@@ -124,8 +124,10 @@ def test_transforms_are_each_others_adjoints():
     assert np.isclose(np.vdot(y, g), np.vdot(m, d), rtol=1e-12)
 
 
-def test_result_does_not_depend_on_the_thread_count():
+def test_result_does_not_depend_on_the_thread_count(monkeypatch):
     import numba
+    from minicnn.kernels import numba_launch
+    monkeypatch.setattr(numba_launch, "PARALLEL_MIN_VALUES", 1)  # parallel at any size
     rng = np.random.default_rng(3)
     x = rng.standard_normal((5, 13, 12, 16)).astype(np.float32)
     w = rng.standard_normal((3, 3, 16, 16)).astype(np.float32)
@@ -137,6 +139,8 @@ def test_result_does_not_depend_on_the_thread_count():
             results.append(run_layer(x, w, None, "same")[:3])
     finally:
         numba.set_num_threads(before)
+    monkeypatch.setattr(numba_launch, "PARALLEL_MIN_VALUES", 10**12)  # and serial
+    results.append(run_layer(x, w, None, "same")[:3])
     for got in results[1:]:
         assert all(np.array_equal(a, b) for a, b in zip(got, results[0]))
 

@@ -30,7 +30,11 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .numba_launch import parallel_when_large
+from .numba_launch import parallel_when_large, serial_only  # noqa: F401
+
+# Its kernels release the GIL and can be made serial (serial_only), so a training step
+# may run half the batch on each of two threads (minicnn.split_step).
+SPLIT_BATCH_ON_THREADS = True
 
 from .numba_winograd import (winograd_gradient_transform, winograd_input_gradient,  # noqa: F401
                              winograd_input_transform, winograd_output_transform)
@@ -434,7 +438,7 @@ def _activate(v, kind):
     return v
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def bias_activation(z, bias, kind):
     """z = activation(z + bias), in place, over a flat float32 array, in one pass.
 
@@ -460,7 +464,7 @@ def bias_activation(z, bias, kind):
         z[rows * m + t] = _activate(z[rows * m + t] + bias[t], kind)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def activation_gradient(dy, saved, kind, dz):
     """dz = dy * activation'(z) over flat float32 arrays, from what the forward pass
     kept (``saved`` is relu's or tanh's output): one pass instead of NumPy's three."""
@@ -475,7 +479,7 @@ def activation_gradient(dy, saved, kind, dz):
 # ---------------------------------------------------------------------------------
 # the optimizer
 # ---------------------------------------------------------------------------------
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
     """Keras's Adam step over flat float32 arrays, in place, in one pass: the same
     float32 operations in the same order as ``optimizers.Adam._update`` on NumPy

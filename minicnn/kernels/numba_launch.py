@@ -20,8 +20,12 @@ at batch 128, 2.4M-7.7M at 512) one thread is as fast or faster, and a LeNet-5 s
 with these kernels serial took 0.94x the time (interleaved runs, batch 128).
 The serial twin is the same
 Python source compiled without ``parallel``, where ``prange`` is a plain range: the
-same loops in the same order, so both give the same bits.
+same loops in the same order, so both give the same bits (except where a kernel lets
+LLVM reassociate a sum, the direct convolution's weight gradient: there the two
+compilations may round differently). Which one runs depends on the array sizes
+alone, never on the number of cores.
 """
+import contextlib
 import functools
 import types
 
@@ -29,6 +33,10 @@ import numpy as np
 from numba import njit
 
 PARALLEL_MIN_VALUES = 2 * 2**20
+# set while a training step runs its halves on two threads (minicnn.split_step): numba's
+# workqueue threads must not be started from two threads at once, and the cores are
+# taken already
+_SERIAL_ONLY = [0]
 
 
 def _serial_twin(fn):
@@ -45,12 +53,25 @@ def _serial_twin(fn):
 def parallel_when_large(fn):
     """Decorator: ``fn`` compiled with ``parallel=True`` and without; each call runs
     the parallel one only when its largest array argument has PARALLEL_MIN_VALUES
-    values or more (``.parallel`` and ``.serial`` are the two compiled kernels)."""
+    values or more, and not inside ``serial_only()`` (``.parallel`` and ``.serial``
+    are the two compiled kernels). Both release the GIL (``nogil``), so threads can
+    run the serial ones side by side."""
     @functools.wraps(fn)
     def run(*args):
         largest = max(a.size for a in args if isinstance(a, np.ndarray))
-        return (run.parallel if largest >= PARALLEL_MIN_VALUES else run.serial)(*args)
+        parallel = largest >= PARALLEL_MIN_VALUES and not _SERIAL_ONLY[0]
+        return (run.parallel if parallel else run.serial)(*args)
 
-    run.parallel = njit(parallel=True, cache=True)(fn)
-    run.serial = njit(cache=True)(_serial_twin(fn))
+    run.parallel = njit(parallel=True, cache=True, nogil=True)(fn)
+    run.serial = njit(cache=True, nogil=True)(_serial_twin(fn))
     return run
+
+
+@contextlib.contextmanager
+def serial_only():
+    """Within: every kernel runs its serial compilation."""
+    _SERIAL_ONLY[0] += 1
+    try:
+        yield
+    finally:
+        _SERIAL_ONLY[0] -= 1

@@ -9,6 +9,7 @@ rounding; the tests check it) and its time (this is slow by design: thousands of
 times slower than numba). Matrix products stay NumPy's ``@``: im2col turns a
 convolution into one, and the loops here are everything around it.
 """
+import contextlib
 import math
 
 import numpy as np
@@ -140,6 +141,15 @@ def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
 def direct_conv_suits(c, f, kh, kw, sh, sw):
     """Never: the reference set teaches im2col + GEMM: every layer takes that path."""
     return False
+
+
+# Never half the batch per thread (minicnn.split_step): plain Python loops hold the GIL: two threads would take turns.
+SPLIT_BATCH_ON_THREADS = False
+
+
+def serial_only():
+    """Unused: SPLIT_BATCH_ON_THREADS is False."""
+    return contextlib.nullcontext()
 
 
 def winograd_suits(c, f, kh, kw, sh, sw):

@@ -20,6 +20,7 @@ Matrix products stay in cuBLAS (``cupy.matmul``) and reductions in CuPy.
 ``emulation`` runs the same files on the CPU (tests compare them there with the
 NumPy ops); the README says what that proves and what only a GPU can.
 """
+import contextlib
 import functools
 import os
 import re
@@ -187,6 +188,15 @@ def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
 def direct_conv_suits(c, f, kh, kw, sh, sw):
     """Never: the CUDA set has no direct kernel; every layer runs as im2col + cuBLAS."""
     return False
+
+
+# Never half the batch per thread (minicnn.split_step): one GPU runs the whole batch at once.
+SPLIT_BATCH_ON_THREADS = False
+
+
+def serial_only():
+    """Unused: SPLIT_BATCH_ON_THREADS is False."""
+    return contextlib.nullcontext()
 
 
 def winograd_suits(c, f, kh, kw, sh, sw):

@@ -1,0 +1,163 @@
+"""Training steps run as two halves on two threads (minicnn.split_step): the same
+weights as one pass over the whole batch (float64: to rounding; float32: within
+float32 rounding), the same bits whatever the number of threads, taken only where it
+is the same computation, and NaN steps still change nothing."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import split_step
+from minicnn.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
+                            Flatten, MaxPooling2D)
+from minicnn.models import Sequential
+
+pytestmark = pytest.mark.skipif("numba" not in mc.backend.available(),
+                                reason="numba does not import here")
+
+
+@pytest.fixture
+def numba_backend():
+    mc.backend.set_backend("numba")
+    yield
+    mc.backend.set_backend("numpy")
+    mc.backend.set_floatx("float32")
+
+
+def small_lenet(extra=()):
+    return Sequential([
+        Conv2D(4, 5, padding="same", activation="tanh", input_shape=(12, 12, 1)),
+        AveragePooling2D(2),
+        Conv2D(6, 3, activation="relu"),
+        MaxPooling2D(2),
+        *extra,
+        Flatten(),
+        Dense(10, activation="softmax"),
+    ])
+
+
+def train(floatx, steps=3, split=True, batch=96, optimizer="adam", loss=None, seed=0):
+    """Weights after ``steps`` train_on_batch calls and the losses returned."""
+    mc.backend.set_floatx(floatx)
+    mc.utils.set_random_seed(seed)
+    model = small_lenet()
+    model.compile(optimizer=optimizer, loss=loss or "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch, 12, 12, 1)).astype(floatx)
+    y = rng.integers(0, 10, batch)
+    if loss == "mse":
+        y = np.eye(10, dtype=floatx)[y]
+    saved = split_step.SPLIT_MIN_BATCH
+    split_step.SPLIT_MIN_BATCH = 1 if split else 10**9
+    try:
+        assert split_step.suits(model, x) is split or not model.built
+        losses = [model.train_on_batch(x, y) for _ in range(steps)]
+        assert split_step.suits(model, x) is split
+    finally:
+        split_step.SPLIT_MIN_BATCH = saved
+    return model.get_weights(), losses
+
+
+@pytest.mark.parametrize("optimizer, loss", [("adam", None), ("sgd", None), ("adam", "mse")])
+def test_halves_give_the_weights_of_one_pass_in_float64(numba_backend, optimizer, loss):
+    split, split_losses = train("float64", optimizer=optimizer, loss=loss)
+    whole, whole_losses = train("float64", split=False, optimizer=optimizer, loss=loss)
+    np.testing.assert_allclose(split_losses, whole_losses, rtol=1e-13)
+    for a, b in zip(split, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_halves_give_the_weights_of_one_pass_in_float32(numba_backend):
+    split, _ = train("float32", optimizer="sgd")
+    whole, _ = train("float32", split=False, optimizer="sgd")
+    for a, b in zip(split, whole):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_an_odd_batch_is_cut_in_two_unequal_halves(numba_backend):
+    split, _ = train("float64", batch=77)
+    whole, _ = train("float64", batch=77, split=False)
+    for a, b in zip(split, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_bits_do_not_depend_on_the_thread_count(numba_backend):
+    import numba
+    from threadpoolctl import threadpool_limits
+    reference, _ = train("float32")
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        with threadpool_limits(limits=1):
+            alone, _ = train("float32")
+    finally:
+        numba.set_num_threads(before)
+    assert all(np.array_equal(a, b) for a, b in zip(alone, reference))
+
+
+def test_a_typical_step_takes_the_halves(numba_backend):
+    model = small_lenet()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.zeros((128, 12, 12, 1), np.float32)
+    model.build((12, 12, 1))
+    assert split_step.suits(model, x)
+    assert not split_step.suits(model, x[:split_step.SPLIT_MIN_BATCH - 1])
+
+
+@pytest.mark.parametrize("extra", [Dropout(0.5), BatchNormalization()],
+                         ids=["dropout", "batchnorm"])
+def test_layers_with_batch_state_or_randomness_keep_one_pass(numba_backend, extra):
+    model = small_lenet([extra])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.build((12, 12, 1))
+    assert not split_step.suits(model, np.zeros((128, 12, 12, 1), np.float32))
+
+
+def test_other_backends_and_distributed_runs_keep_one_pass(numba_backend):
+    model = small_lenet()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.build((12, 12, 1))
+    x = np.zeros((128, 12, 12, 1), np.float32)
+    mc.backend.set_backend("numpy")
+    assert not split_step.suits(model, x)
+    mc.backend.set_backend("numba")
+
+    class TwoRanks:
+        size = 2
+    model.optimizer._communicator = TwoRanks()
+    assert not split_step.suits(model, x)
+
+
+def test_a_nan_step_changes_nothing(numba_backend):
+    mc.utils.set_random_seed(0)
+    model = small_lenet()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((128, 12, 12, 1)).astype(np.float32)
+    y = rng.integers(0, 10, 128)
+    model.train_on_batch(x, y)
+    before = model.get_weights()
+    x[100, 3, 3, 0] = np.nan  # in the second half
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0, shuffle=False,
+              check_numerics=False, terminate_on_nan=True)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+
+
+def test_an_error_in_the_second_half_reaches_the_caller(numba_backend, monkeypatch):
+    model = small_lenet()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.build((12, 12, 1))
+    x = np.zeros((128, 12, 12, 1), np.float32)
+    calls = []
+    forward = Sequential.forward_through
+
+    def failing(layers, inputs, training=True):
+        calls.append(len(inputs))
+        if len(calls) == 2:
+            raise RuntimeError("second half failed")
+        return forward(layers, inputs, training)
+    monkeypatch.setattr(Sequential, "forward_through", staticmethod(failing))
+    with pytest.raises(RuntimeError, match="second half failed"):
+        model.train_on_batch(x, np.zeros(128, int))
+    assert sorted(calls) == [64, 64]
