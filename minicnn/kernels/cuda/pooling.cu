@@ -90,10 +90,14 @@ __global__ void avg_pool_forward(const T* __restrict__ x, T* __restrict__ y,
         const int i = o.row, j = o.col, ch = o.ch;
         const int r0 = max(i * sh - top, 0), r1 = min(i * sh - top + kh, h);
         const int q0 = max(j * sw - left, 0), q1 = min(j * sw - left + kw, w);
+        // column by column, each column's rows first: the numba kernel's order
         T sum = 0;
-        for (int r = r0; r < r1; ++r)
-            for (int q = q0; q < q1; ++q)
-                sum += x[((s * h + r) * w + q) * c + ch];
+        for (int q = q0; q < q1; ++q) {
+            T column = 0;
+            for (int r = r0; r < r1; ++r)
+                column += x[((s * h + r) * w + q) * c + ch];
+            sum += column;
+        }
         y[t] = (T)((double)sum * (1.0 / ((r1 - r0) * (q1 - q0))));
     }
 }
