@@ -16,14 +16,15 @@ parallel time, below 1: one thread is faster):
     direct conv  0.83         1.10         1.58
 
 so below about two million values (the largest array a kernel touches: 0.6M-1.9M
-at batch 128, 2.4M-7.7M at 512) one thread is as fast or faster, and a LeNet-5 step
-with these kernels serial took 0.94x the time (interleaved runs, batch 128).
-The serial twin is the same
-Python source compiled without ``parallel``, where ``prange`` is a plain range: the
-same loops in the same order, so both give the same bits (except where a kernel lets
-LLVM reassociate a sum, the direct convolution's weight gradient: there the two
-compilations may round differently). Which one runs depends on the array sizes
-alone, never on the number of cores.
+at batch 128, 2.4M-7.7M at 512) one thread is faster for most kernels (average
+pooling lost 14% there), and a LeNet-5 step with these kernels serial took 0.94x the
+time (interleaved runs, batch 128).
+
+The serial twin is the same Python source compiled without ``parallel``, where
+``prange`` is a plain range: the same loops in the same order, so both give the same
+bits (except where a kernel lets LLVM reassociate a sum, the direct convolution's
+weight gradient: there the two compilations may round differently). Which one runs
+depends on the array sizes alone, never on the number of cores.
 """
 import contextlib
 import functools
