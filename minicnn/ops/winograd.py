@@ -88,7 +88,7 @@ def winograd_conv_backward(x, w, dy, pads, chunk, fast, need_dx=True):
     f = w.shape[3]
     (th, tw), top, left = tiles(dy.shape[1:3]), pads[0][0], pads[1][0]
     u_t = transform_kernel(w).transpose(0, 2, 1).copy() if need_dx else None
-    du_t = xp.zeros((16, f, c), dtype=x.dtype)  # dU transposed, summed over chunks in order
+    du = xp.zeros((16, c, f), dtype=x.dtype)  # summed over chunks in order
     dx = xp.zeros(x.shape, dtype=x.dtype) if need_dx else None
     for start in range(0, n, chunk):
         part = slice(start, start + chunk)
@@ -97,11 +97,8 @@ def winograd_conv_backward(x, w, dy, pads, chunk, fast, need_dx=True):
         fast.winograd_input_transform(x[part], top, left, th, tw, v)
         d = xp.empty((16, count, f), dtype=x.dtype)
         fast.winograd_gradient_transform(dy[part], th, tw, d)
-        # dU_k.T = D_k.T @ V_k: the same product as V_k.T @ D_k, in the orientation
-        # OpenBLAS runs faster for these tall operands
-        du_t += xp.matmul(d.transpose(0, 2, 1), v)
+        du += xp.matmul(v.transpose(0, 2, 1), d)  # dU_k = V_k.T @ D_k
         if need_dx:
             fast.winograd_input_gradient(xp.matmul(d, u_t), top, left, th, tw, dx[part])
     # dW = G^T dU G for every (channel, filter) pair
-    du = du_t.reshape(4, 4, f, c).transpose(0, 1, 3, 2)
-    return dx, sandwich(xp.asarray(G.T, dtype=w.dtype), du)
+    return dx, sandwich(xp.asarray(G.T, dtype=w.dtype), du.reshape(4, 4, c, f))
