@@ -6,6 +6,7 @@ and nothing else launches CUDA code.
 each kernel serially or in parallel by size).
 ``cuda``: CUDA kernels (``.cu`` sources) launched through CuPy on the ``cupy`` backend.
 ``reference``: the same kernels as plain Python loops, for the ``reference`` backend.
+(``im2col_only``: what ``cuda`` and ``reference`` answer for the paths they lack.)
 
 All expose the same functions with the same arguments (im2col, col2im, the
 poolings, the bias + activation epilogue, the activation gradient, Adam), so an op

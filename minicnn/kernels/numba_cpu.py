@@ -31,13 +31,12 @@ import numpy as np
 from numba import njit, prange
 
 from .numba_launch import parallel_when_large, serial_only  # noqa: F401
+from .numba_winograd import (winograd_gradient_transform, winograd_input_gradient,  # noqa: F401
+                             winograd_input_transform, winograd_output_transform)
 
 # Its kernels release the GIL and can be made serial (serial_only), so a training step
 # may run half the batch on each of two threads (minicnn.split_step).
 SPLIT_BATCH_ON_THREADS = True
-
-from .numba_winograd import (winograd_gradient_transform, winograd_input_gradient,  # noqa: F401
-                             winograd_input_transform, winograd_output_transform)
 
 # numba's default OpenMP threads keep spinning after each parallel loop and then
 # fight NumPy's OpenBLAS threads for the same cores, which made the BLAS products

@@ -9,10 +9,13 @@ rounding; the tests check it) and its time (this is slow by design: thousands of
 times slower than numba). Matrix products stay NumPy's ``@``: im2col turns a
 convolution into one, and the loops here are everything around it.
 """
-import contextlib
 import math
 
 import numpy as np
+
+# only im2col + GEMM, one pass per step: the answers every such set gives
+from .im2col_only import (SPLIT_BATCH_ON_THREADS, direct_conv_suits, serial_only,  # noqa: F401
+                          winograd_suits)
 
 LINEAR, RELU, TANH = 0, 1, 2
 EPILOGUE_DTYPES = ADAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -136,22 +139,3 @@ def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
         m[t] = m[t] + one_minus_beta_1 * (g[t] - m[t])
         v[t] = v[t] + one_minus_beta_2 * (g[t] * g[t] - v[t])
         w[t] = w[t] - alpha * m[t] / (np.sqrt(v[t]) + epsilon)
-
-
-def direct_conv_suits(c, f, kh, kw, sh, sw):
-    """Never: the reference set teaches im2col + GEMM: every layer takes that path."""
-    return False
-
-
-# Never half the batch per thread (minicnn.split_step): plain Python loops hold the GIL: two threads would take turns.
-SPLIT_BATCH_ON_THREADS = False
-
-
-def serial_only():
-    """Unused: SPLIT_BATCH_ON_THREADS is False."""
-    return contextlib.nullcontext()
-
-
-def winograd_suits(c, f, kh, kw, sh, sw):
-    """Never: the reference set teaches im2col + GEMM."""
-    return False

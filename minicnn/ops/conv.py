@@ -35,7 +35,8 @@ from .winograd import winograd_conv_backward, winograd_conv_forward
 
 # Backward needs the im2col matrix again. Up to this size it is kept from the
 # forward pass; above it, backward rebuilds it from x (the matrix is KH*KW/(SH*SW)
-# times larger than x, so keeping it would multiply a large model's memory).
+# times larger than x, so keeping it would multiply a large model's memory). The
+# Winograd path keeps its transformed kernel U instead (16/9 the size of w).
 KEEP_COLUMNS_UP_TO_BYTES = 64 * 2**20
 
 
@@ -75,39 +76,32 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
                          f"input of {h}x{wd}; the output would be empty")
 
     fast = kernels_for(x, w)
+    kept = None
     if fast is not None and fast.direct_conv_suits(c, f, kh, kw, *strides):
-        x = xp.ascontiguousarray(x)
+        x, path, chunk = xp.ascontiguousarray(x), "direct", None
         y = xp.empty((n, oh, ow, f), dtype=x.dtype)
         fast.direct_conv_forward(x, xp.ascontiguousarray(w), pads[0][0], pads[1][0], y)
-        if b is not None:
-            y, _ = bias_activation_forward(y, b, "linear")
-        cache = (x, None, w, b is not None, strides, pads, (oh, ow), data_format, None, "direct")
-        return from_channels_last(y, data_format), cache
-    if fast is not None and fast.winograd_suits(c, f, kh, kw, *strides):
-        x = xp.ascontiguousarray(x)
+    elif fast is not None and fast.winograd_suits(c, f, kh, kw, *strides):
+        x, path = xp.ascontiguousarray(x), "winograd"
         chunk = images_per_chunk(x, fast.winograd_bytes_per_image(oh, ow, c, x.dtype.itemsize))
-        y = winograd_conv_forward(x, w, pads, (oh, ow), chunk, fast)
-        if b is not None:
-            y, _ = bias_activation_forward(y, b, "linear")
-        cache = (x, None, w, b is not None, strides, pads, (oh, ow), data_format, chunk,
-                 "winograd")
-        return from_channels_last(y, data_format), cache
-
-    w2 = w.reshape(kh * kw * c, f)
-    chunk = images_per_chunk(x, oh * ow * kh * kw * c * x.dtype.itemsize)
-    if chunk >= n:  # the usual case: one im2col matrix, one product
-        col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
-        y = (col @ w2).reshape(n, oh, ow, f)
-    else:           # the matrix would exceed the budget: a few images at a time
-        y = xp.empty((n, oh, ow, f), dtype=x.dtype)
-        for start in range(0, n, chunk):
-            part = slice(start, start + chunk)
-            col = im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
-            y[part] = (col @ w2).reshape(-1, oh, ow, f)
+        y, kept = winograd_conv_forward(x, w, pads, (oh, ow), chunk, fast)
+    else:
+        path = "im2col"
+        w2 = w.reshape(kh * kw * c, f)
+        chunk = images_per_chunk(x, oh * ow * kh * kw * c * x.dtype.itemsize)
+        if chunk >= n:  # the usual case: one im2col matrix, one product
+            col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
+            y = (col @ w2).reshape(n, oh, ow, f)
+            kept = col if col.nbytes <= KEEP_COLUMNS_UP_TO_BYTES else None
+        else:           # the matrix would exceed the budget: a few images at a time
+            y = xp.empty((n, oh, ow, f), dtype=x.dtype)
+            for start in range(0, n, chunk):
+                part = slice(start, start + chunk)
+                col = im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
+                y[part] = (col @ w2).reshape(-1, oh, ow, f)
     if b is not None:  # the same bias add as the layers' epilogue
         y, _ = bias_activation_forward(y, b, "linear")
-    kept = col if chunk >= n and col.nbytes <= KEEP_COLUMNS_UP_TO_BYTES else None
-    cache = (x, kept, w, b is not None, strides, pads, (oh, ow), data_format, chunk, "im2col")
+    cache = (x, kept, w, b is not None, strides, pads, (oh, ow), data_format, chunk, path)
     return from_channels_last(y, data_format), cache
 
 
@@ -122,36 +116,33 @@ def conv2d_backward(dy, cache, need_dx=True):
     w2 = w.reshape(kh * kw * c, f)
     if path == "winograd":  # forward ran Winograd's tiles: so does backward
         dy = xp.ascontiguousarray(dy)
-        dx, dw = winograd_conv_backward(x, w, dy, pads, chunk, kernels_for(x, dy), need_dx)
-        db = bias_gradient(dy) if has_bias else None
-        return (from_channels_last(dx, data_format) if need_dx else None), dw, db
-    if path == "direct":  # forward convolved from the image: so does dW
+        dx, dw = winograd_conv_backward(x, kept, dy, pads, chunk, kernels_for(x, dy), need_dx)
+    elif path == "direct":  # forward convolved from the image: so does dW
         dy = xp.ascontiguousarray(dy)
         dw = xp.empty(w.shape, dtype=w.dtype)
         kernels_for(x, dy).direct_conv_weight_gradient(x, dy, pads[0][0], pads[1][0], dw)
         dx = None
         if need_dx:
             dcol = (dy.reshape(-1, f) @ w2.T).reshape(n, oh, ow, kh, kw, c)
-            dx = from_channels_last(col2im(dcol, x.shape, (kh, kw), strides, pads), data_format)
-        return dx, dw, (bias_gradient(dy) if has_bias else None)
-
-    dw = None
-    parts = []
-    for start in range(0, n, chunk):  # one pass unless forward needed chunks
-        part = slice(start, start + chunk)
-        dy2 = dy[part].reshape(-1, f)
-        col = kept if kept is not None else \
-            im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
-        # dW = X.T @ dY, computed as (dY.T @ X).T: the same product, which OpenBLAS runs
-        # about 15% faster in this orientation for tall, narrow matrices
-        dw_part = (dy2.T @ col).T
-        dw = dw_part if dw is None else dw + dw_part
-        if need_dx:
-            dcol = (dy2 @ w2.T).reshape(-1, oh, ow, kh, kw, c)
-            parts.append(col2im(dcol, x[part].shape, (kh, kw), strides, pads))
-    dx = (parts[0] if len(parts) == 1 else xp.concatenate(parts)) if need_dx else None
+            dx = col2im(dcol, x.shape, (kh, kw), strides, pads)
+    else:
+        dw = None
+        parts = []
+        for start in range(0, n, chunk):  # one pass unless forward needed chunks
+            part = slice(start, start + chunk)
+            dy2 = dy[part].reshape(-1, f)
+            col = kept if kept is not None else \
+                im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
+            # dW = X.T @ dY, computed as (dY.T @ X).T: the same product, which OpenBLAS
+            # runs about 15% faster in this orientation for tall, narrow matrices
+            dw_part = (dy2.T @ col).T
+            dw = dw_part if dw is None else dw + dw_part
+            if need_dx:
+                dcol = (dy2 @ w2.T).reshape(-1, oh, ow, kh, kw, c)
+                parts.append(col2im(dcol, x[part].shape, (kh, kw), strides, pads))
+        dx = (parts[0] if len(parts) == 1 else xp.concatenate(parts)) if need_dx else None
+        dw = xp.ascontiguousarray(dw).reshape(w.shape)  # small; contiguous for the optimizer
     db = bias_gradient(dy) if has_bias else None
-    dw = xp.ascontiguousarray(dw).reshape(w.shape)  # small; contiguous for the optimizer
     return (from_channels_last(dx, data_format) if need_dx else None), dw, db
 
 

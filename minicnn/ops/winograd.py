@@ -64,8 +64,9 @@ def transform_kernel(w):
 
 
 def winograd_conv_forward(x, w, pads, out_hw, chunk, fast):
-    """y (N, OH, OW, F) of the stride-1 3x3 convolution of NHWC ``x`` with ``w``
-    (no bias), ``chunk`` images at a time so the transformed tiles stay small."""
+    """``(y, u)``: y (N, OH, OW, F), the stride-1 3x3 convolution of NHWC ``x`` with
+    ``w`` (no bias), ``chunk`` images at a time so the transformed tiles stay small,
+    and u, the transformed kernel, which backward uses again."""
     xp = get_array_module(x)
     n, _, _, c = x.shape
     (th, tw), top, left = tiles(out_hw), pads[0][0], pads[1][0]
@@ -76,18 +77,18 @@ def winograd_conv_forward(x, w, pads, out_hw, chunk, fast):
         v = xp.empty((16, len(part) * th * tw, c), dtype=x.dtype)
         fast.winograd_input_transform(part, top, left, th, tw, v)
         fast.winograd_output_transform(xp.matmul(v, u), th, tw, y[start:start + chunk])
-    return y
+    return y, u
 
 
-def winograd_conv_backward(x, w, dy, pads, chunk, fast, need_dx=True):
-    """(dx, dw) for ``winograd_conv_forward``'s output gradient ``dy``; the tiles' V
-    are made again from x, a chunk at a time (cheaper than keeping them: four times
-    the size of x)."""
+def winograd_conv_backward(x, u, dy, pads, chunk, fast, need_dx=True):
+    """(dx, dw) for ``winograd_conv_forward``'s output gradient ``dy``, given its
+    transformed kernel ``u``; the tiles' V are made again from x, a chunk at a time
+    (cheaper than keeping them: four times the size of x)."""
     xp = get_array_module(x)
     n, _, _, c = x.shape
-    f = w.shape[3]
+    f = u.shape[2]
     (th, tw), top, left = tiles(dy.shape[1:3]), pads[0][0], pads[1][0]
-    u_t = transform_kernel(w).transpose(0, 2, 1).copy() if need_dx else None
+    u_t = u.transpose(0, 2, 1).copy() if need_dx else None
     du = xp.zeros((16, c, f), dtype=x.dtype)  # summed over chunks in order
     dx = xp.zeros(x.shape, dtype=x.dtype) if need_dx else None
     for start in range(0, n, chunk):
@@ -101,4 +102,4 @@ def winograd_conv_backward(x, w, dy, pads, chunk, fast, need_dx=True):
         if need_dx:
             fast.winograd_input_gradient(xp.matmul(d, u_t), top, left, th, tw, dx[part])
     # dW = G^T dU G for every (channel, filter) pair
-    return dx, sandwich(xp.asarray(G.T, dtype=w.dtype), du.reshape(4, 4, c, f))
+    return dx, sandwich(xp.asarray(G.T, dtype=u.dtype), du.reshape(4, 4, c, f))

@@ -20,12 +20,15 @@ Matrix products stay in cuBLAS (``cupy.matmul``) and reductions in CuPy.
 ``emulation`` runs the same files on the CPU (tests compare them there with the
 NumPy ops); the README says what that proves and what only a GPU can.
 """
-import contextlib
 import functools
 import os
 import re
 
 import numpy as np
+
+# only im2col + cuBLAS, one pass per step: the answers every such set gives
+from ..im2col_only import (SPLIT_BATCH_ON_THREADS, direct_conv_suits, serial_only,  # noqa: F401
+                           winograd_suits)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("im2col.cu", "pooling.cu", "elementwise.cu")
@@ -183,22 +186,3 @@ def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
     _launch("adam_update", w.dtype, w.size,
             (w, g, m, v, np.int64(w.size), t(one_minus_beta_1), t(one_minus_beta_2), t(alpha),
              t(epsilon)))
-
-
-def direct_conv_suits(c, f, kh, kw, sh, sw):
-    """Never: the CUDA set has no direct kernel; every layer runs as im2col + cuBLAS."""
-    return False
-
-
-# Never half the batch per thread (minicnn.split_step): one GPU runs the whole batch at once.
-SPLIT_BATCH_ON_THREADS = False
-
-
-def serial_only():
-    """Unused: SPLIT_BATCH_ON_THREADS is False."""
-    return contextlib.nullcontext()
-
-
-def winograd_suits(c, f, kh, kw, sh, sw):
-    """Never: the CUDA set has no Winograd transforms; 3x3 layers run as im2col + cuBLAS."""
-    return False
