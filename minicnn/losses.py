@@ -35,6 +35,19 @@ class Loss:
     def _cast_targets(self, y_true, y_pred):
         return y_true.astype(y_pred.dtype, copy=False)
 
+    def check_targets(self, y_true, output_shape, owner):
+        """All of a data set's targets checked at once against a model's output sample
+        shape (one vectorised pass, before training changes anything); the error
+        names ``owner``."""
+        y_true = as_array(y_true)
+        if y_true.dtype.kind not in "biuf":
+            raise TypeError(f"{owner}: targets must be a real numeric array, received dtype "
+                            f"{y_true.dtype}")
+        if tuple(y_true.shape[1:]) != tuple(output_shape):
+            raise ValueError(f"{owner}: targets of shape {tuple(y_true.shape)} do not fit the "
+                             f"model's outputs of shape (N, "
+                             f"{', '.join(map(str, output_shape))}) (no broadcasting)")
+
     def gradient(self, y_true, y_pred):
         """dL/dy_pred of the batch-mean loss."""
         return self.prepared_gradient(*self.prepare(y_true, y_pred))
@@ -96,6 +109,17 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                              f"y_true.shape={tuple(y_true.shape)}, "
                              f"y_pred.shape={tuple(y_pred.shape)}")
 
+    def check_targets(self, y_true, output_shape, owner):
+        y_true = as_array(y_true)
+        if len(output_shape) != 1:
+            raise ValueError(f"{owner}: sparse labels need outputs of shape (N, classes); the "
+                             f"model's are (N, {', '.join(map(str, output_shape))})")
+        if y_true.dtype.kind not in "biuf":
+            raise TypeError(f"{owner}: sparse labels must be integers, received dtype "
+                            f"{y_true.dtype}")
+        if len(y_true):
+            L.check_labels(y_true, output_shape[0], owner)
+
     def _cast_targets(self, y_true, y_pred):
         # Checked here, once, wherever they are: a model prepares its labels on the host,
         # before moving them, so a GPU never has to report their values back.
@@ -123,6 +147,10 @@ _BY_NAME = {
     "mean_squared_error": MeanSquaredError,
     "mse": MeanSquaredError,
 }
+
+# the classes a model file may name: looked up here only, never as attributes
+CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
+                                         MeanSquaredError)}
 
 
 def get(identifier):

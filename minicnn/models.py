@@ -20,19 +20,14 @@ import os
 
 import numpy as np
 
-from . import backend, keras_files, losses as losses_module, split_step, training
+from . import backend, keras_files, loading, losses as losses_module, split_step, training
 from . import metrics as metrics_module, optimizers as optimizers_module, saving
 from .backend import as_array, get_array_module, to_device, to_host
-from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
-                     Flatten, Layer, MaxPooling2D, MinPooling2D)
+from .layers import AveragePooling2D, Conv2D, Layer, MaxPooling2D, MinPooling2D
+from .loading import LAYER_CLASSES  # noqa: F401  (the classes a file may name)
 from .layers.base import _format_shape
 from .summary import format_summary
 from .utils import global_rng
-
-LAYER_CLASSES = {cls.__name__: cls for cls in (
-    Conv2D, MaxPooling2D, AveragePooling2D, MinPooling2D, Dense, Flatten, Activation, Dropout,
-    BatchNormalization)}
-
 
 class Sequential:
     """A linear stack of layers with Keras's model API.
@@ -377,12 +372,7 @@ class Sequential:
         self._require_built("load_weights()")
         if keras_files.keras_format(path) in ("weights.h5", "keras"):
             return keras_files.load_weights(self, path)
-        header, arrays = saving.read_archive(path)
-        weights = saving.unindexed("weights", arrays)
-        try:
-            self.set_weights(weights)
-        except ValueError as exc:
-            raise ValueError(f"{path!r} does not fit this model: {exc}") from None
+        loading.load_npz_weights(self, path)
 
     def save(self, path):
         """Architecture, weights and optimizer state in one file (exactly ``path``): a
@@ -418,12 +408,18 @@ class Sequential:
 
     def _set_random_state(self, saved, path):
         saved = saved or {}
+        layers = saved.get("layers") if isinstance(saved, dict) else None
+        if not isinstance(saved, dict) or not isinstance(layers or {}, dict):
+            raise ValueError(f"{os.fspath(path)!r}: its random state is not a JSON object")
         shuffle = saved.get("shuffle")
         if shuffle is not None:
-            self._shuffle_rng = _generator(shuffle["state"], path)
+            if not isinstance(shuffle, dict) or not isinstance(shuffle.get("seed"),
+                                                               (int, type(None))):
+                raise ValueError(f"{os.fspath(path)!r}: its shuffling state is not valid")
+            self._shuffle_rng = _generator(shuffle.get("state"), path)
             self._shuffle_seed = shuffle.get("seed")
         for layer in self.layers:
-            state = saved.get("layers", {}).get(layer.name)
+            state = (layers or {}).get(layer.name)
             if state is not None and getattr(layer, "_rng", None) is not None:
                 layer._rng = _generator(state, path)
 
@@ -444,32 +440,7 @@ def load_model(path):
     if fmt == "weights.h5":
         raise ValueError(f"{os.fspath(path)!r} holds weights only: build the model and call "
                          f"load_weights")
-    header, arrays = saving.read_archive(path, kind="model")
-    config = header["model"]
-    layers = []
-    for entry in config["layers"]:
-        cls = LAYER_CLASSES.get(entry["class_name"])
-        if cls is None:
-            raise ValueError(f"{path!r}: unknown layer class {entry['class_name']!r}")
-        layers.append(cls(**entry["config"]))
-    model = Sequential(layers, name=config["name"])
-    model.build(tuple(config["input_shape"]))
-    model.set_weights(saving.unindexed("weights", arrays))
-    compiled = header.get("compile")
-    if compiled:
-        opt = getattr(optimizers_module, compiled["optimizer"]["class_name"])(
-            **compiled["optimizer"]["config"])
-        loss = getattr(losses_module, compiled["loss"]["class_name"])(
-            **compiled["loss"]["config"])
-        model.compile(optimizer=opt, loss=loss, metrics=compiled["metrics"])
-        state = {"iterations": compiled["iterations"]}
-        for slot in opt.slot_names:
-            values = saving.unindexed(f"optimizer/{slot}", arrays)
-            if values:
-                state[slot] = values
-        opt.set_state(state)
-    model._set_random_state(header.get("random"), path)
-    return model
+    return loading.load_npz_model(path)
 
 
 # the NumPy bit generators a file may name; anything else is refused, never looked up

@@ -81,6 +81,12 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: this optimizer was used with {count} "
                              f"variables and now receives {len(variables)}; use a new "
                              "optimizer for a different model")
+        for name, arrays in self._slots.items():
+            for i, (slot, variable) in enumerate(zip(arrays, variables)):
+                if tuple(slot.shape) != tuple(variable.shape):
+                    raise ValueError(f"{type(self).__name__}: slot {name!r} of variable {i} has "
+                                     f"shape {tuple(slot.shape)}, the variable "
+                                     f"{tuple(variable.shape)}")
 
     def apply(self, grads, variables):
         """One step: update every variable in place from its gradient (Keras's order:
@@ -194,6 +200,8 @@ class Adam(Optimizer):
 
 
 _BY_NAME = {"sgd": SGD, "adam": Adam}
+# the classes a model file may name: looked up here only, never as attributes
+CLASSES = {"SGD": SGD, "Adam": Adam}
 
 
 def get(identifier):

@@ -7,6 +7,7 @@ validation, the checks on the data before training, and Ctrl-C between steps. Th
 model's methods of the same names call these functions.
 """
 import math
+import numbers
 import signal
 import sys
 import threading
@@ -14,7 +15,7 @@ import time
 
 import numpy as np
 
-from . import callbacks as callbacks_module
+from . import callbacks as callbacks_module, step_memory
 from .backend import as_array, to_host
 
 
@@ -34,12 +35,22 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
     step in progress, keeping the weights of the last completed step.
     """
     model._require_compiled("fit()")
+    batch_size = _check_batch_size(model, "fit()", batch_size)
+    epochs = _check_count(model, "fit()", "epochs", epochs)
+    initial_epoch = _check_count(model, "fit()", "initial_epoch", initial_epoch)
+    verbose = _check_verbose(model, "fit()", verbose)
+    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+            or not 0 <= validation_split < 1:
+        raise ValueError(f"Sequential '{model.name}': fit() expects validation_split to be a "
+                         f"number in [0, 1). Received: validation_split={validation_split!r}")
+    if validation_data is not None and (not isinstance(validation_data, (tuple, list))
+                                        or len(validation_data) != 2):
+        raise ValueError(f"Sequential '{model.name}': fit() expects validation_data=(x_val, "
+                         f"y_val) (minicnn takes no sample weights). Received: "
+                         f"{_describe(validation_data)}")
     x, y = as_array(x), as_array(y)
     model._check_xy(x, y, "fit()")
     if validation_split and validation_data is None:
-        if not 0 < validation_split < 1:
-            raise ValueError(f"validation_split must be in (0, 1). Received: "
-                             f"{validation_split}")
         split = int(len(x) * (1 - validation_split))  # Keras: the last samples, unshuffled
         if split in (0, len(x)):
             raise ValueError(f"Sequential '{model.name}': {len(x)} samples cannot be split "
@@ -53,11 +64,17 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
         model._check_finite("fit()", [("x", x), ("y", y)] + (
             [("validation x", validation_data[0]), ("validation y", validation_data[1])]
             if validation_data is not None else []))
+    # every target, before the first step: a bad label anywhere changes no weight
+    model.loss.check_targets(y, model.output_shape, f"Sequential '{model.name}': fit() (y)")
+    if validation_data is not None:
+        model.loss.check_targets(validation_data[1], model.output_shape,
+                                 f"Sequential '{model.name}': fit() (validation y)")
+    step_memory.check(model, min(batch_size, len(x)), "fit()", training=True)
     # The processes training together (one, unless the optimizer is distributed): only
     # rank 0 prints and runs the callbacks; the epoch's figures are the ranks' mean.
     ranks = model.optimizer.communicator
     say = print if ranks.rank == 0 else _silent
-    verbose = (1 if verbose == "auto" else int(verbose)) if ranks.rank == 0 else 0
+    verbose = verbose if ranks.rank == 0 else 0
     rng = model._shuffling(seed)
 
     history = callbacks_module.History()
@@ -124,14 +141,54 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
     return history
 
 
+# ---------------------------------------------------------------------------------
+# the arguments, checked before the first step
+# ---------------------------------------------------------------------------------
+def _describe(value):
+    return f"{type(value).__name__} {value!r}"[:200]
+
+
+def _check_batch_size(model, what, batch_size):
+    """Keras's default for None (32); else a positive whole number."""
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size < 1:
+        raise ValueError(f"Sequential '{model.name}': {what} expects batch_size to be a "
+                         f"positive integer (or None for 32). Received: "
+                         f"batch_size={batch_size!r}")
+    return int(batch_size)
+
+
+def _check_count(model, what, name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(f"Sequential '{model.name}': {what} expects {name} to be an integer "
+                         f">= 0. Received: {name}={value!r}")
+    return int(value)
+
+
+def _check_verbose(model, what, verbose):
+    if verbose == "auto" and isinstance(verbose, str):
+        return 1
+    if isinstance(verbose, bool) or not isinstance(verbose, numbers.Integral) \
+            or verbose not in (0, 1, 2):
+        raise ValueError(f"Sequential '{model.name}': {what} expects verbose to be 'auto', 0, "
+                         f"1 or 2. Received: verbose={verbose!r}")
+    return int(verbose)
+
+
 def _silent(*args, **kwargs):
     """What ranks other than 0 print: nothing."""
 
 
 def predict(model, x, batch_size=32, verbose=0):
     """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
+    batch_size = _check_batch_size(model, "predict()", batch_size)
+    _check_verbose(model, "predict()", verbose)
     x = as_array(x)
     model._check_samples(x, "predict()")
+    if len(x):
+        step_memory.check(model, min(batch_size, len(x)), "predict()", training=False)
     outs = []
     for i in range(0, len(x), batch_size):
         outs.append(to_host(model.forward(x[i:i + batch_size], training=False)))
@@ -143,10 +200,14 @@ def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_num
     """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
     ``check_numerics``: refuse data holding NaN or Inf (see ``fit``)."""
     model._require_compiled("evaluate()")
+    batch_size = _check_batch_size(model, "evaluate()", batch_size)
+    verbose = _check_verbose(model, "evaluate()", verbose)
     x, y = as_array(x), as_array(y)
     model._check_xy(x, y, "evaluate()")
     if check_numerics:
         model._check_finite("evaluate()", [("x", x), ("y", y)])
+    model.loss.check_targets(y, model.output_shape, f"Sequential '{model.name}': evaluate() (y)")
+    step_memory.check(model, min(batch_size, len(x)), "evaluate()", training=False)
     totals = {}
     for i in range(0, len(x), batch_size):
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]

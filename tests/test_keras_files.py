@@ -120,7 +120,8 @@ def test_keras_opens_a_minicnn_keras_archive(tmp_path):
     path = str(tmp_path / "mini.keras")
     mini.save(path)
     with zipfile.ZipFile(path) as z:
-        assert sorted(z.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        assert sorted(z.namelist()) == ["config.json", "metadata.json", "minicnn.json",
+                                        "model.weights.h5"]  # minicnn.json: ignored by Keras
     km = keras.saving.load_model(path)
     np.testing.assert_allclose(km.predict(x, verbose=0), mini.predict(x), atol=2e-7)
     assert_close_weights(km.get_weights(), mini.get_weights(), atol=0)

@@ -481,6 +481,8 @@ def bias_activation(z, bias, kind):
 def activation_gradient(dy, saved, kind, dz):
     """dz = dy * activation'(z) over flat float32 arrays, from what the forward pass
     kept (``saved`` is relu's or tanh's output): one pass instead of NumPy's three."""
+    if saved.size != dy.size or dz.size != dy.size:
+        raise ValueError("activation_gradient: dy, saved and dz must have the same length")
     for i in range(dy.size):
         s = saved[i]
         if kind == RELU:
@@ -496,7 +498,11 @@ def activation_gradient(dy, saved, kind, dz):
 def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
     """Keras's Adam step over flat float32 arrays, in place, in one pass: the same
     float32 operations in the same order as ``optimizers.Adam._update`` on NumPy
-    (so the same bits), without its seven temporaries."""
+    (so the same bits), without its seven temporaries. Arrays of other lengths are
+    refused before an index is touched: a slot from a damaged file must not overrun
+    the heap."""
+    if g.size != w.size or m.size != w.size or v.size != w.size:
+        raise ValueError("adam_update: w, g, m and v must have the same length")
     for i in range(w.size):
         gi = g[i]
         mi = m[i] + one_minus_beta_1 * (gi - m[i])

@@ -128,6 +128,9 @@ def bias_activation(z, bias, kind):
 def activation_gradient(dy, saved, kind, dz):
     """dz = dy * activation'(z) from the activation's output: relu' = [y > 0],
     tanh' = 1 - y**2."""
+    if not saved.size == dz.size == dy.size:
+        raise ValueError(f"activation_gradient: dy, saved and dz must have the same length. "
+                         f"Received: {dy.size}, {saved.size}, {dz.size}")
     for t in range(dy.size):
         s = saved[t]
         dz[t] = (dy[t] if s > 0 else 0) if kind == RELU else dy[t] * (1 - s * s)
@@ -135,6 +138,9 @@ def activation_gradient(dy, saved, kind, dz):
 
 def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
     """Keras's Adam step for each value, in the arrays' own precision."""
+    if not g.size == m.size == v.size == w.size:
+        raise ValueError(f"adam_update: w, g, m and v must have the same length. Received: "
+                         f"{w.size}, {g.size}, {m.size}, {v.size}")
     for t in range(w.size):
         m[t] = m[t] + one_minus_beta_1 * (g[t] - m[t])
         v[t] = v[t] + one_minus_beta_2 * (g[t] * g[t] - v[t])

@@ -119,7 +119,24 @@ class Layer:
         self.input_shape = shape
         self.built = True
 
+    _declaring = None  # a list while declared_weight_shapes runs _build
+
+    def declared_weight_shapes(self, input_shape):
+        """The shapes of the weights ``build(input_shape)`` would create, without creating
+        any: a loader sizes the architecture a file declares before building it."""
+        shape = self._validated_sample_shape(input_shape, "input_shape")
+        self._check_input_shape(shape)
+        self._declaring = []
+        try:
+            self._build(shape)
+            return self._declaring
+        finally:
+            self._declaring = None
+
     def add_weight(self, name, shape, initializer, trainable=True):
+        if self._declaring is not None:
+            self._declaring.append(tuple(int(d) for d in shape))
+            return None
         value = to_device(initializer(shape, self.dtype), dtype=self.dtype)
         self._weights.append((name, value, trainable))
         return value
@@ -230,12 +247,13 @@ class Layer:
         try:
             return run()
         except Exception as exc:
-            if not backend.is_out_of_memory(exc):
+            if not backend.is_out_of_memory(exc) and not isinstance(exc, MemoryError):
                 raise
+            place = "GPU" if backend.is_out_of_memory(exc) else "host"
             reason = f"{exc.__class__.__name__}: {str(exc).rstrip('.')}"
         self._cache = None
         budget = backend.im2col_budget(*self.weights)
-        raise self._error(MemoryError, f"the GPU ran out of memory in the {what} pass on a "
+        raise self._error(MemoryError, f"the {place} ran out of memory in the {what} pass on a "
                                        f"batch of {batch} ({reason}). Use a smaller "
                                        f"batch_size, or lower the im2col budget with "
                                        f"minicnn.backend.set_im2col_budget(num_bytes) (now "

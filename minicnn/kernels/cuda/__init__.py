@@ -176,12 +176,18 @@ def bias_activation(z, bias, kind):
 
 def activation_gradient(dy, saved, kind, dz):
     """dz = dy * activation'(z) from the activation's output ``saved``."""
+    if not saved.size == dz.size == dy.size:
+        raise ValueError(f"activation_gradient: dy, saved and dz must have the same length. "
+                         f"Received: {dy.size}, {saved.size}, {dz.size}")
     _launch("activation_gradient", dy.dtype, dy.size,
             (dy, saved, dz, np.int64(dy.size), np.int32(kind)))
 
 
 def adam_update(w, g, m, v, one_minus_beta_1, one_minus_beta_2, alpha, epsilon):
     """Keras's Adam step over flat arrays, in place, in one pass."""
+    if not g.size == m.size == v.size == w.size:
+        raise ValueError(f"adam_update: w, g, m and v must have the same length. Received: "
+                         f"{w.size}, {g.size}, {m.size}, {v.size}")
     t = w.dtype.type
     _launch("adam_update", w.dtype, w.size,
             (w, g, m, v, np.int64(w.size), t(one_minus_beta_1), t(one_minus_beta_2), t(alpha),

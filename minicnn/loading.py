@@ -1,0 +1,208 @@
+"""From a checked file to a model: the one validation step every loader shares.
+
+A loader (minicnn's ``.npz`` here, Keras's formats in ``minicnn.keras_files``) reads
+its format and hands what it found to these functions, which check it against the
+architecture before anything uses it:
+
+- ``build_model``: every layer's class from the closed table ``LAYER_CLASSES``, its
+  config type-checked, the architecture's size checked against the memory this
+  process may use, before any weight is allocated;
+- ``set_weights``: each array's shape and dtype compared with the layer's weight
+  before the array is read, its values finite (a moving variance also >= 0);
+- ``compile_model``: the optimizer and the loss from closed tables, typed configs;
+- ``set_optimizer_state``: a whole number of steps from 0 up, and one slot per
+  trainable weight of that weight's shape, finite (Adam's ``v`` also >= 0), or no
+  slots at all (no step taken yet).
+
+Each error is a ``file_checks.ModelFileError`` naming the file.
+"""
+import os
+
+from . import file_checks
+from .file_checks import check_types, lookup, read_checked, refuse
+from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
+                     Flatten, MaxPooling2D, MinPooling2D)
+
+LAYER_CLASSES = {cls.__name__: cls for cls in (
+    Conv2D, MaxPooling2D, AveragePooling2D, MinPooling2D, Dense, Flatten, Activation, Dropout,
+    BatchNormalization)}
+_NONNEGATIVE = {"moving_variance", "v"}  # a weight or slot that is a variance
+
+
+def make_layer(path, class_name, config):
+    """A layer of a class minicnn has, from a type-checked config."""
+    cls = lookup(path, LAYER_CLASSES, class_name, "layer class")
+    config = check_types(path, f"layer {config.get('name', '?')!r} ({class_name})"
+                         if isinstance(config, dict) else "a layer", config)
+    try:
+        return cls(**config)
+    except (TypeError, ValueError) as exc:
+        raise file_checks.ModelFileError(path, f"layer {config.get('name', '?')!r}: {exc}") \
+            from exc
+
+
+def build_model(path, layers, input_shape, name=None):
+    """A built ``Sequential`` of ``layers``, once its size has been checked."""
+    from .backend import floatx
+    from .models import Sequential
+    if not isinstance(input_shape, (list, tuple)) or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+            for d in input_shape):
+        refuse(path, f"the model's input shape {input_shape!r} is not a list of sizes")
+    if name is not None and not isinstance(name, str):
+        refuse(path, f"the model's name {name!r} is not a string")
+    input_shape = tuple(input_shape)
+    model = Sequential(layers, name=name)
+    sample = model._sample_shape(input_shape)
+    try:
+        # weights, gradients and up to two optimizer slots per weight
+        file_checks.check_declared_size(path, model.layers, sample,
+                                        _itemsize(floatx()), copies=4)
+        model.build(input_shape)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, file_checks.ModelFileError):
+            raise
+        raise file_checks.ModelFileError(path, f"its architecture does not build: {exc}") \
+            from exc
+    return model
+
+
+def _itemsize(dtype):
+    import numpy as np
+    return np.dtype(dtype).itemsize
+
+
+def set_weights(path, layer, stored, where=None):
+    """``layer``'s weights from ``stored`` (``file_checks.Stored``, one per weight in
+    Keras's order), each checked before it is read."""
+    where = where or f"layer '{layer.name}'"
+    names, current = layer.weight_names, layer.weights
+    if len(stored) != len(current):
+        refuse(path, f"{where} has {len(current)} weights {names}, the file holds "
+                     f"{len(stored)}")
+    values = []
+    for name, weight, item in zip(names, current, stored):
+        what = f"weight '{name}' of {where}"
+        value = read_checked(path, item, what, weight.shape)
+        if name in _NONNEGATIVE:
+            file_checks.check_values(path, value, what, nonnegative=True)
+        values.append(value)
+    if values:
+        try:
+            layer.set_weights(values)
+        except (TypeError, ValueError) as exc:
+            raise file_checks.ModelFileError(path, str(exc)) from exc
+
+
+def compile_model(path, model, optimizer, optimizer_config, loss, loss_config, metrics):
+    """``model.compile`` with the optimizer and loss classes named by the file."""
+    from . import losses as losses_module, optimizers as optimizers_module
+    opt_cls = lookup(path, optimizers_module.CLASSES, optimizer, "optimizer")
+    loss_cls = lookup(path, losses_module.CLASSES, loss, "loss")
+    optimizer_config = check_types(path, f"optimizer {optimizer}", optimizer_config or {})
+    loss_config = check_types(path, f"loss {loss}", loss_config or {})
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        refuse(path, f"metrics {metrics!r}: minicnn reads a list of metric names")
+    try:
+        model.compile(optimizer=opt_cls(**optimizer_config), loss=loss_cls(**loss_config),
+                      metrics=metrics)
+    except (TypeError, ValueError) as exc:
+        raise file_checks.ModelFileError(path, f"compile settings: {exc}") from exc
+
+
+def set_optimizer_state(path, model, iterations, slots):
+    """The optimizer's state from ``iterations`` and ``slots`` (``{slot name: [Stored,
+    one per trainable weight]}``, or ``{}`` when the file holds none)."""
+    opt = model.optimizer
+    state = {"iterations": file_checks.check_iterations(path, iterations)}
+    weights = model.trainable_weights
+    unknown = sorted(set(slots) - set(opt.slot_names))
+    if unknown:
+        refuse(path, f"the optimizer state has slots {unknown} that a {type(opt).__name__} "
+                     f"does not have (it has {list(opt.slot_names)})")
+    if slots:
+        missing = [s for s in opt.slot_names if s not in slots]
+        if missing:
+            refuse(path, f"the optimizer state lacks the slots {missing} of "
+                         f"{type(opt).__name__}")
+    for slot, stored in slots.items():
+        if len(stored) != len(weights):
+            refuse(path, f"optimizer slot {slot!r} holds {len(stored)} arrays for "
+                         f"{len(weights)} trainable weights")
+        values = []
+        for i, (item, weight) in enumerate(zip(stored, weights)):
+            what = f"optimizer slot {slot!r} of trainable weight {i}"
+            value = read_checked(path, item, what, weight.shape)
+            file_checks.check_values(path, value, what, nonnegative=slot in _NONNEGATIVE)
+            values.append(value.astype(weight.dtype, copy=False))
+        state[slot] = values
+    opt.set_state(state)
+
+
+# ---------------------------------------------------------------------------------
+# minicnn's own archive
+# ---------------------------------------------------------------------------------
+def load_npz_model(path):
+    """A model from an archive ``Sequential.save`` wrote."""
+    from . import saving
+    path = os.fspath(path)
+    with saving.Archive(path, kind="model") as archive:
+        header = archive.header
+        with file_checks.reading(path):
+            config = check_types(path, "the model", header.get("model"))
+            entries = config.get("layers")
+            if not isinstance(entries, list):
+                refuse(path, "its model has no list of layers")
+            layers = []
+            for entry in entries:
+                if not isinstance(entry, dict):
+                    refuse(path, f"a layer entry is {type(entry).__name__}, not an object")
+                layers.append(make_layer(path, entry.get("class_name"), entry.get("config")))
+            model = build_model(path, layers, config.get("input_shape"), config.get("name"))
+            _npz_weights(path, archive, model)
+            compiled = header.get("compile")
+            if compiled:
+                compiled = check_types(path, "the compile settings", compiled)
+                spec = {k: check_types(path, f"the compile settings' {k}", compiled.get(k))
+                        for k in ("optimizer", "loss")}
+                compile_model(path, model, spec["optimizer"].get("class_name"),
+                              spec["optimizer"].get("config"), spec["loss"].get("class_name"),
+                              spec["loss"].get("config"), compiled.get("metrics", []))
+                slots = {}
+                for slot in _slot_names(archive):
+                    count = archive.count(f"optimizer/{slot}")
+                    slots[slot] = [archive.stored(f"optimizer/{slot}/{i:04d}")
+                                   for i in range(count)]
+                set_optimizer_state(path, model, compiled.get("iterations", 0), slots)
+            model._set_random_state(header.get("random"), path)
+    return model
+
+
+def _slot_names(archive):
+    return sorted({n.split("/")[1] for n in archive.names
+                   if n.startswith("optimizer/") and n.count("/") == 2})
+
+
+def _npz_weights(path, archive, model):
+    expected = sum(len(layer.weights) for layer in model.layers)
+    stored = archive.count("weights")
+    if stored != expected or any(n.split("/")[0] not in ("weights", "optimizer")
+                                 for n in archive.names):
+        refuse(path, f"holds {stored} weight arrays (of {sorted(archive.names)[:6]}...); "
+                     f"Sequential '{model.name}' has {expected}")
+    index = 0
+    for layer in model.layers:
+        items = [archive.stored(f"weights/{index + j:04d}") for j in range(len(layer.weights))]
+        set_weights(path, layer, items)
+        index += len(layer.weights)
+
+
+def load_npz_weights(model, path):
+    """Weights from an archive ``save_weights`` or ``save`` wrote, into ``model``."""
+    from . import saving
+    path = os.fspath(path)
+    with saving.Archive(path) as archive:
+        with file_checks.reading(path):
+            if archive.header.get("kind") not in ("weights", "model"):
+                refuse(path, f"holds {archive.header.get('kind')!r}, not weights")
+            _npz_weights(path, archive, model)
