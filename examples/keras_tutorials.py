@@ -74,7 +74,7 @@ def main():
         model = build()
         print(f"\n== {name}: {build.__doc__.splitlines()[0]}")
         model.summary()
-        x = rng.random((4,) + model.input_shape, dtype=np.float32)
+        x = rng.random((4,) + model.input_shape[1:], dtype=np.float32)
         probabilities = model.predict(x)
         print(f"forward pass: input {x.shape} -> output {probabilities.shape}, "
               f"rows sum to {probabilities.sum(axis=1).round(5).tolist()}")

@@ -50,7 +50,7 @@ _ARGUMENTS = {
     "Activation": ("activation",),
 }
 _DEFAULTS = {"dilation_rate": ((1, 1), 1), "groups": (1,), "noise_shape": (None,),
-             "renorm": (False,), "trainable": (True,),
+             "renorm": (False,),
              "quantization_config": (None,), "lora_rank": (None,), "lora_alpha": (None,)}
 _IGNORED = {"name", "dtype", "kernel_initializer", "bias_initializer", "beta_initializer",
             "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer",
@@ -147,7 +147,7 @@ def save_weights(model, path):
 
 def _keras_layer_config(layer):
     cls = type(layer).__name__
-    config = {"name": layer.name, "trainable": True, "dtype": dict(_POLICY)}
+    config = {"name": layer.name, "trainable": layer.trainable, "dtype": dict(_POLICY)}
     for key, value in layer.get_config().items():
         if key in _ARGUMENTS[cls]:
             config[key] = list(value) if isinstance(value, tuple) else value
@@ -180,7 +180,7 @@ def _compile_config(model):
 def keras_config(model):
     """The ``config.json`` of a ``.keras`` archive for ``model``."""
     layers = [{"module": "keras.layers", "class_name": "InputLayer",
-               "config": {"batch_shape": [None, *model.input_shape], "dtype": "float32",
+               "config": {"batch_shape": [None, *model._sample_in], "dtype": "float32",
                           "sparse": False, "ragged": False, "name": "input_layer",
                           "optional": False}, "registered_name": None}]
     layers += [_keras_layer_config(layer) for layer in model.layers]
@@ -188,7 +188,7 @@ def keras_config(model):
               "config": {"name": model.name, "trainable": True, "dtype": dict(_POLICY),
                          "layers": layers},
               "registered_name": None,
-              "build_config": {"input_shape": [None, *model.input_shape]}}
+              "build_config": {"input_shape": [None, *model._sample_in]}}
     compiled = _compile_config(model)
     if compiled is not None:
         config["compile_config"] = compiled
@@ -352,7 +352,7 @@ def _layer_from_config(entry, path):
                      f"(it reads {sorted(_ARGUMENTS)}); nothing in the file was executed")
     kwargs = {"name": name}
     for key, value in config.items():
-        if key in _ARGUMENTS[cls_name]:
+        if key in _ARGUMENTS[cls_name] or key == "trainable":
             kwargs[key] = tuple(value) if isinstance(value, list) else value
         elif key in _DEFAULTS:
             if value not in _DEFAULTS[key] and not (isinstance(value, list)

@@ -38,12 +38,18 @@ class Sequential:
     ...               metrics=["accuracy"])
     """
 
-    def __init__(self, layers=None, name=None):
+    def __init__(self, layers=None, name=None, trainable=True):
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"Sequential: name must be a non-empty string. Received: "
+                             f"name={name!r}")
         self.name = name or backend.unique_name("sequential")
         self.layers = []
         self.built = False
-        self.input_shape = None      # sample shape, no batch axis
-        self.output_shape = None
+        self._sample_in = None       # sample shapes, no batch axis
+        self._sample_out = None
+        self._input_tensor = None    # a minicnn.Input given as the first entry
+        self._inputs = self._nodes = None  # the symbolic graph of the built model
+        self._trainable = True
         self.optimizer = None
         self.loss = None
         self.metric_names = []
@@ -52,9 +58,110 @@ class Sequential:
         self._shuffle_rng = self._shuffle_seed = None  # made by the first fit
         for layer in layers or []:
             self.add(layer)
+        if trainable is not True:
+            self.trainable = trainable
+
+    # -- Keras's attributes -------------------------------------------------------------
+    @property
+    def input_shape(self):
+        """Keras's ``(None, *sample shape)`` of the inputs (the model must be built)."""
+        self._require_built("input_shape")
+        return (None,) + tuple(self._sample_in)
+
+    @property
+    def output_shape(self):
+        self._require_built("output_shape")
+        return (None,) + tuple(self._sample_out)
+
+    @property
+    def inputs(self):
+        """The model's symbolic input tensors (one), as ``keras.Model.inputs``."""
+        self._require_built("inputs")
+        return list(self._inputs)
+
+    @property
+    def outputs(self):
+        self._require_built("outputs")
+        return [self._nodes[-1].output] if self._nodes else list(self._inputs)
+
+    @property
+    def input(self):
+        return self.inputs[0]
+
+    @property
+    def output(self):
+        return self.outputs[0]
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        """``model.trainable = False`` freezes every layer (as Keras 3 does); True
+        unfreezes them all."""
+        if not isinstance(value, bool):
+            raise TypeError(f"Sequential '{self.name}': trainable must be True or False. "
+                            f"Received: {value!r}")
+        self._trainable = value
+        for layer in self.layers:
+            layer.trainable = value
+
+    def __call__(self, x, training=False):
+        """``model(x)``: the forward pass on an array (inference mode unless
+        ``training=True``), building the model on first use; the backend's array."""
+        from .graph import is_symbolic
+        if is_symbolic(x):
+            raise NotImplementedError(f"Sequential '{self.name}': calling a model on a symbolic "
+                                      "tensor (a model inside a functional graph) is not "
+                                      "implemented in minicnn yet")
+        x = as_array(x)
+        if self.built:
+            self._check_samples(x, "calling the model")
+        out = self.forward(x, training=training)
+        if not training:
+            self._release_caches()
+        return out
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name``, or at position ``index``, as Keras's get_layer."""
+        if (name is None) == (index is None):
+            raise ValueError(f"Sequential '{self.name}': get_layer() takes a layer name or an "
+                             f"index, not {'both' if name is not None else 'neither'}. "
+                             f"Received: name={name!r}, index={index!r}")
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, int) \
+                    or not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"Sequential '{self.name}': was asked to retrieve layer at "
+                                 f"index {index!r} but model only has {len(self.layers)} "
+                                 f"layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"Sequential '{self.name}': no such layer: {name!r}. Existing "
+                         f"layers are: {[layer.name for layer in self.layers]}")
+
+    def pop(self, rebuild=True):
+        """Remove and return the last layer; the model is rebuilt without it."""
+        if not self.layers:
+            raise IndexError(f"Sequential '{self.name}': there are no layers in the model")
+        layer = self.layers.pop()
+        self._forget_graph()
+        if rebuild and self.built:
+            self._build_from(0, self._sample_in)
+        return layer
 
     # -- building ---------------------------------------------------------------------
     def add(self, layer):
+        from .graph import is_symbolic
+        if is_symbolic(layer):  # minicnn.Input: the input shape, not a layer
+            if self.layers or self._input_tensor is not None:
+                raise ValueError(f"Sequential '{self.name}': an Input may only be the first "
+                                 f"entry of the model. Received: {layer!r}")
+            self._input_tensor = layer
+            self.build(layer.shape)
+            return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a minicnn layer. Received: {layer!r}")
         if any(existing.name == layer.name for existing in self.layers):
@@ -65,7 +172,7 @@ class Sequential:
         if len(self.layers) == 1 and layer.input_shape_arg is not None:
             self.build(layer.input_shape_arg)
         elif self.built:
-            self._build_from(len(self.layers) - 1, self.output_shape)
+            self._build_from(len(self.layers) - 1, self._sample_out)
 
     def _sample_shape(self, input_shape):
         shape = tuple(input_shape)
@@ -85,8 +192,25 @@ class Sequential:
                 raise ValueError(f"Sequential '{self.name}': build() needs an input shape "
                                  "(or input_shape= on the first layer)")
             input_shape = first.input_shape_arg
-        self.input_shape = self._sample_shape(input_shape)
-        self._build_from(0, self.input_shape)
+        self._sample_in = self._sample_shape(input_shape)
+        self._build_from(0, self._sample_in)
+
+    def _forget_graph(self):
+        for node in self._nodes or []:
+            if node in node.layer._inbound:
+                node.layer._inbound.remove(node)
+        self._inputs = self._nodes = None
+
+    def _record_graph(self):
+        """The symbolic graph of the built model: an Input, then each layer called on
+        the previous layer's output (``layer.input`` / ``layer.output`` name them)."""
+        from .graph import Input, call_symbolic
+        self._forget_graph()
+        tensor = self._input_tensor or Input(self._sample_in)
+        self._inputs, self._nodes = [tensor], []
+        for layer in self.layers:
+            tensor = call_symbolic(layer, tensor)
+            self._nodes.append(tensor.node)
 
     def _build_from(self, start, shape):
         for layer in self.layers[start:]:
@@ -97,8 +221,9 @@ class Sequential:
                                  f"{_format_shape((None,) + layer.input_shape)} but receives "
                                  f"{_format_shape((None,) + tuple(shape))} in this model")
             shape = layer.compute_output_shape(shape)
-        self.output_shape = shape
+        self._sample_out = shape
         self.built = True
+        self._record_graph()
 
     def _require_built(self, what):
         if not self.built:
@@ -133,8 +258,17 @@ class Sequential:
             start += count
 
     @property
+    def weights(self):
+        """Every weight array (the backend's, not copies), layer by layer in Keras order."""
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
     def trainable_weights(self):
         return [w for layer in self.layers for w in layer.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for layer in self.layers for w in layer.non_trainable_weights]
 
     # -- forward and backward -------------------------------------------------------------
     def forward(self, x, training=False):
@@ -280,10 +414,10 @@ class Sequential:
         """Inputs whose samples differ from the shape the model was built for are an
         error, even where the layers could run them (a conv/pool stack can turn 9x9 and
         8x8 images into the same number of features)."""
-        if not self.built or self.input_shape is None:
+        if not self.built or self._sample_in is None:
             return
         shape = tuple(x.shape) if hasattr(x, "shape") else tuple(np.shape(x))
-        expected, received = tuple(self.input_shape), shape[1:]
+        expected, received = tuple(self._sample_in), shape[1:]
         fits = len(expected) == len(received) and all(
             e is None or e == r for e, r in zip(expected, received))
         if not fits:
@@ -349,8 +483,10 @@ class Sequential:
 
     # -- saving ------------------------------------------------------------------------------
     def get_config(self):
-        return {"name": self.name, "input_shape": list(self.input_shape or []),
-                "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
+        return {"name": self.name, "input_shape": list(self._sample_in or []),
+                "layers": [{"class_name": type(layer).__name__,
+                            "config": dict(layer.get_config(), **(
+                                {} if layer.trainable else {"trainable": False}))}
                            for layer in self.layers]}
 
     def save_weights(self, path):

@@ -141,7 +141,7 @@ def feature_maps(model, x, layers=None, max_channels=8, path=None):
     up to ``max_channels`` channels per layer, one row per layer."""
     plt = _pyplot()
     x = np.asarray(to_host(x))
-    if x.ndim == len(model.input_shape or ()):
+    if x.ndim == len(model._sample_in or ()):
         x = x[None]
     x = x[:1]
     wanted = layers

@@ -196,6 +196,17 @@ class Archive:
         return False
 
 
+def load_model(path):
+    """``keras.saving.load_model``: ``minicnn.models.load_model``."""
+    from .models import load_model as load
+    return load(path)
+
+
+def save_model(model, path):
+    """``keras.saving.save_model``: ``model.save(path)``."""
+    model.save(path)
+
+
 def indexed(prefix, arrays):
     """``{prefix/0000: a0, prefix/0001: a1, ...}`` for a list of arrays."""
     return {f"{prefix}/{i:04d}": a for i, a in enumerate(arrays)}

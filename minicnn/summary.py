@@ -58,7 +58,7 @@ def format_summary(model, line_length=None):
              _rule("┏", "━", "┳", "┓", widths),
              *_row(("Layer (type)", "Output Shape", "Param #"), widths, "┃", aligns),
              _rule("┡", "━", "╇", "┩", widths)]
-    shape = model.input_shape
+    shape = model._sample_in
     trainable = non_trainable = 0
     itemsize = 4
     for i, layer in enumerate(model.layers):

@@ -65,9 +65,9 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
             [("validation x", validation_data[0]), ("validation y", validation_data[1])]
             if validation_data is not None else []))
     # every target, before the first step: a bad label anywhere changes no weight
-    model.loss.check_targets(y, model.output_shape, f"Sequential '{model.name}': fit() (y)")
+    model.loss.check_targets(y, model._sample_out, f"Sequential '{model.name}': fit() (y)")
     if validation_data is not None:
-        model.loss.check_targets(validation_data[1], model.output_shape,
+        model.loss.check_targets(validation_data[1], model._sample_out,
                                  f"Sequential '{model.name}': fit() (validation y)")
     step_memory.check(model, min(batch_size, len(x)), "fit()", training=True)
     # The processes training together (one, unless the optimizer is distributed): only
@@ -206,7 +206,7 @@ def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_num
     model._check_xy(x, y, "evaluate()")
     if check_numerics:
         model._check_finite("evaluate()", [("x", x), ("y", y)])
-    model.loss.check_targets(y, model.output_shape, f"Sequential '{model.name}': evaluate() (y)")
+    model.loss.check_targets(y, model._sample_out, f"Sequential '{model.name}': evaluate() (y)")
     step_memory.check(model, min(batch_size, len(x)), "evaluate()", training=False)
     totals = {}
     for i in range(0, len(x), batch_size):

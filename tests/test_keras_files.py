@@ -89,7 +89,7 @@ def test_load_model_opens_keras_files_and_the_next_step_is_keras(tmp_path, suffi
     assert [type(layer).__name__ for layer in mini.layers] == [
         "Conv2D", "BatchNormalization", "MaxPooling2D", "Conv2D", "AveragePooling2D",
         "Flatten", "Dense", "Dense"]
-    assert mini.layers[3].name == "second" and mini.input_shape == (8, 8, 1)
+    assert mini.layers[3].name == "second" and mini.input_shape == (None, 8, 8, 1)
     assert_close_weights(mini.get_weights(), km.get_weights(), atol=0)  # BN moving stats too
     np.testing.assert_allclose(mini.predict(x), km.predict(x, verbose=0), atol=2e-7)
     assert mini.optimizer.iterations == int(km.optimizer.iterations) == 4

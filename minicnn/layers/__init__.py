@@ -6,5 +6,12 @@ from .core import Activation, Dense, Dropout, Flatten
 from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, MaxPooling2D, MinPooling2D
 
-__all__ = ["Layer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "MinPooling2D", "Dense",
+from ..graph import Input  # noqa: E402  (keras.layers.Input is keras.Input)
+
+__all__ = ["Input", "Layer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "MinPooling2D", "Dense",
            "Flatten", "Activation", "Dropout", "BatchNormalization"]
+
+
+def __getattr__(name):
+    from ..namespace import not_implemented
+    raise not_implemented(__name__, name, __all__)

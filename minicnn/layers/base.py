@@ -33,7 +33,8 @@ def _format_shape(shape):
 class Layer:
     """Base class: naming, building, weights, input checks and the protocol."""
 
-    def __init__(self, name=None, input_shape=None, check_numerics=None, **kwargs):
+    def __init__(self, name=None, input_shape=None, check_numerics=None, trainable=True,
+                 **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{sorted(kwargs)}")
@@ -54,6 +55,60 @@ class Layer:
         self._out_shape = None
         self._input_gradient = True
         self._cache_on_device = False        # where the last forward ran (host or device)
+        if not isinstance(trainable, bool):
+            raise TypeError(f"{type(self).__name__}: trainable must be True or False. "
+                            f"Received: trainable={trainable!r}")
+        self._trainable = trainable
+        self._inbound = []                   # graph.Node of each symbolic call
+
+    # -- freezing and the graph --------------------------------------------------
+    @property
+    def trainable(self):
+        """False freezes the layer, as in Keras: its weights move to
+        ``non_trainable_weights``, ``fit`` leaves them unchanged, and a frozen
+        BatchNormalization runs in inference mode even in training."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        if not isinstance(value, bool):
+            raise self._error(TypeError, f"trainable must be True or False. Received: "
+                                         f"{value!r}")
+        self._trainable = value
+
+    def __call__(self, x, training=False):
+        """``layer(x)``: on an array, build on first use and run forward (inference mode
+        unless ``training=True``), returning the backend's array; on a symbolic
+        tensor (``minicnn.Input``), record the call in the graph and return the
+        output's symbolic tensor."""
+        from .. import graph
+        if graph.is_symbolic(x) or (isinstance(x, (list, tuple)) and x
+                                    and graph.is_symbolic(x[0])):
+            return graph.call_symbolic(self, x)
+        x = self._as_array(x, "the input")
+        if not self.built:
+            self.build(tuple(x.shape[1:]))
+        return self.forward(x, training=training)
+
+    def _node(self, what):
+        if not self._inbound:
+            raise self._error(AttributeError, f"has never been called on a symbolic tensor, so "
+                                              f"it has no defined {what}")
+        if len(self._inbound) > 1:
+            raise self._error(AttributeError, f"has been called {len(self._inbound)} times, so "
+                                              f"its {what} is ambiguous")
+        return self._inbound[0]
+
+    @property
+    def input(self):
+        """The symbolic tensor this layer was called on (in a model's graph)."""
+        inputs = self._node("input").inputs
+        return inputs[0] if len(inputs) == 1 else inputs
+
+    @property
+    def output(self):
+        """The symbolic tensor this layer produced (in a model's graph)."""
+        return self._node("output").output
 
     # -- messages ----------------------------------------------------------------
     def _who(self):
@@ -157,7 +212,13 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return [v for _, v, t in self._weights if t]
+        return [v for _, v, t in self._weights if t] if self._trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        """The weights no optimizer changes: BatchNormalization's moving statistics, and
+        every weight of a frozen layer."""
+        return [v for _, v, t in self._weights if not (t and self._trainable)]
 
     @property
     def weight_names(self):

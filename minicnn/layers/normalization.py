@@ -74,6 +74,7 @@ class BatchNormalization(Layer):
         self.add_weight("moving_variance", channels, initializers.Ones(), trainable=False)
 
     def _forward(self, x, training):
+        training = training and self.trainable  # frozen: inference mode, as in Keras 3
         if training and x.shape[0] == 0:
             raise self._error(ValueError, "cannot compute batch statistics of an empty batch "
                                           f"(received shape {tuple(x.shape)})")
