@@ -15,7 +15,7 @@ if hostmemory.wanted():
 from . import (backend, datasets, distributed, initializers, layers, losses,  # noqa: E402
                metrics, models, ops, optimizers, reference, training, utils)
 from . import callbacks, saving  # noqa: E402
-from .models import Sequential  # noqa: E402
+from .models import Model, Sequential  # noqa: E402
 from .graph import Input  # noqa: E402
 from .backend import floatx, set_floatx  # noqa: E402
 from .namespace import not_implemented  # noqa: E402
@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = ["backend", "callbacks", "datasets", "distributed", "initializers", "layers", "losses",
            "metrics", "models", "ops", "optimizers", "reference", "saving", "training", "utils",
-           "Input", "Sequential", "floatx", "set_floatx", "__version__"]
+           "Input", "Model", "Sequential", "floatx", "set_floatx", "__version__"]
 
 
 def __getattr__(name):

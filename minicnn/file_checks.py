@@ -31,7 +31,6 @@ import math
 import numbers
 import os
 import stat
-import zipfile
 
 import numpy as np
 

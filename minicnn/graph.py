@@ -11,10 +11,12 @@ from . import backend
 
 
 class Node:
-    """One call of ``layer`` on ``inputs`` (KerasTensors), giving ``output``."""
+    """One call of ``layer`` on ``inputs`` (KerasTensors), giving ``output``; ``multi``:
+    the layer was called on a list (a merge layer), so it takes and returns lists."""
 
-    def __init__(self, layer, inputs, output):
+    def __init__(self, layer, inputs, output, multi=False):
         self.layer, self.inputs, self.output = layer, list(inputs), output
+        self.multi = multi
 
 
 class KerasTensor:
@@ -71,17 +73,20 @@ def is_symbolic(x):
 
 
 def call_symbolic(layer, tensor):
-    """``layer`` called on a KerasTensor: built for its sample shape, its output's
-    tensor recorded with the node that made it."""
-    if isinstance(tensor, (list, tuple)):
-        raise ValueError(f"{layer._who()}: takes one input tensor; minicnn does not have "
-                         f"layers of several inputs yet. Received: {len(tensor)} tensors")
-    sample = tensor.shape[1:]
+    """``layer`` called on a KerasTensor (or a list of them, for a merge layer): built
+    for the sample shape(s), its output's tensor recorded with the node that made it."""
+    multi = isinstance(tensor, (list, tuple))
+    tensors = list(tensor) if multi else [tensor]
+    if not all(isinstance(t, KerasTensor) for t in tensors):
+        raise TypeError(f"{layer._who()}: a symbolic call takes KerasTensors (from "
+                        f"minicnn.Input or another layer's call). Received: {tensor!r}")
+    samples = [t.shape[1:] for t in tensors]
+    sample = samples if multi else samples[0]
     if not layer.built:
         layer.build(sample)
     out = layer.compute_output_shape(sample)
-    result = KerasTensor((tensor.shape[0],) + tuple(out), dtype=layer.dtype,
+    result = KerasTensor((tensors[0].shape[0],) + tuple(out), dtype=layer.dtype,
                          name=backend.unique_name("keras_tensor"))
-    result.node = Node(layer, [tensor], result)
+    result.node = Node(layer, tensors, result, multi=multi)
     layer._inbound.append(result.node)
     return result

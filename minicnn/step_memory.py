@@ -28,11 +28,10 @@ def estimate(model, batch, training=True):
     """``(bytes, largest_layer, its_bytes)`` for a step of ``batch`` samples."""
     itemsize = np.dtype(backend.floatx()).itemsize
     per_layer, weights = [], 0
-    for layer in model.layers:
-        shape = layer.input_shape
-        out = layer.compute_output_shape(shape)
-        per_layer.append((layer, (math.prod(shape) + math.prod(out)) * batch * itemsize))
-        weights += sum(int(np.prod(w.shape)) for w in layer.weights) * itemsize
+    for node in model._graph.nodes:
+        values = sum(math.prod(t.shape[1:]) for t in node.inputs + [node.output])
+        per_layer.append((node.layer, values * batch * itemsize))
+        weights += sum(int(np.prod(w.shape)) for w in node.layer.weights) * itemsize
     largest, largest_bytes = max(per_layer, key=lambda item: item[1])
     if training:
         total = sum(b for _, b in per_layer) + 2 * largest_bytes + 4 * weights
@@ -45,7 +44,8 @@ def estimate(model, batch, training=True):
 def check(model, batch, what, training=True):
     """Refuse a step that would not fit in memory, before it runs (CPU backends; on a
     GPU an out-of-memory error is raised by the layer that meets it)."""
-    if not model.built or not model.layers or backend.get_backend() == "cupy":
+    if not model.built or not model.layers or backend.get_backend() == "cupy" or \
+            model._graph is None:
         return
     need, largest, largest_bytes = estimate(model, batch, training)
     have = available_bytes()

@@ -355,9 +355,9 @@ def test_unknown_data_format(factory, owner):
 
 
 @pytest.mark.parametrize("factory, owner, name", [
-    (lambda: Conv2D(4, 3, activation="gelu"), "Conv2D", "gelu"),
-    (lambda: Dense(4, activation="leaky_relu"), "Dense", "leaky_relu"),
-    (lambda: Activation("swish"), "Activation", "swish"),
+    (lambda: Conv2D(4, 3, activation="hard_silu"), "Conv2D", "hard_silu"),
+    (lambda: Dense(4, activation="mish"), "Dense", "mish"),
+    (lambda: Activation("selu"), "Activation", "selu"),
     (lambda: Activation(42), "Activation", 42),
 ], ids=["Conv2D", "Dense", "Activation", "Activation-int"])
 def test_unknown_activation(factory, owner, name):

@@ -152,12 +152,12 @@ def test_an_error_in_the_second_half_reaches_the_caller(numba_backend, monkeypat
     calls = []
     forward = Sequential.forward_through
 
-    def failing(layers, inputs, training=True):
+    def failing(self, layers, inputs, training=True):
         calls.append(len(inputs))
         if len(calls) == 2:
             raise RuntimeError("second half failed")
-        return forward(layers, inputs, training)
-    monkeypatch.setattr(Sequential, "forward_through", staticmethod(failing))
+        return forward(self, layers, inputs, training)
+    monkeypatch.setattr(Sequential, "forward_through", failing)
     with pytest.raises(RuntimeError, match="second half failed"):
         model.train_on_batch(x, np.zeros(128, int))
     assert sorted(calls) == [64, 64]

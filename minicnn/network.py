@@ -1,0 +1,111 @@
+"""The model's engine: a graph of layers, run forward and backward.
+
+A model is a directed acyclic graph: each ``Node`` (``minicnn.graph``) is one layer
+called on the tensors other nodes produced. ``Graph`` puts the nodes in an order in
+which every node comes after the nodes that feed it (a topological order), and then
+
+- **forward** runs the nodes in that order, each on the values its inputs hold;
+- **backward** runs them in reverse, each handing every input the gradient of the
+  loss with respect to that input. A tensor that feeds several layers (a residual
+  connection's ``x`` feeds both the block and the shortcut) receives one gradient
+  from each of them, and *adds* them: the loss depends on ``x`` through every path,
+  and the chain rule sums over paths. That sum is the whole difference between
+  backprop through a chain and through a graph.
+
+``Sequential`` is the graph whose nodes form one chain (``minicnn.models``); the same
+two walks run it. ``layers=`` lets a caller run the graph through substitutes of the
+model's layers (copies sharing its weights: the two-thread training step).
+"""
+
+
+class Graph:
+    """The nodes between ``inputs`` and ``outputs`` (KerasTensors), in topological
+    order; ``layers`` the distinct layers in the order their nodes run."""
+
+    def __init__(self, inputs, outputs, owner="Model"):
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        known = {id(t) for t in self.inputs}
+        order, state = [], {}   # state: 1 while a node's inputs are visited, 2 when done
+        for output in self.outputs:
+            stack = [(output.node, False)] if output.node is not None else []
+            if output.node is None and id(output) not in known:
+                raise ValueError(f"{owner}: output {output.name} is an input that is not "
+                                 f"among the model's inputs")
+            while stack:
+                node, expanded = stack.pop()
+                if expanded:
+                    state[id(node)] = 2
+                    order.append(node)
+                    continue
+                if state.get(id(node)) == 2:
+                    continue
+                if state.get(id(node)) == 1:
+                    raise ValueError(f"{owner}: the graph has a cycle through "
+                                     f"{node.layer._who()}")
+                state[id(node)] = 1
+                stack.append((node, True))
+                for tensor in reversed(node.inputs):
+                    if tensor.node is None:
+                        if id(tensor) not in known:
+                            raise ValueError(
+                                f"{owner}: {node.layer._who()} depends on the input "
+                                f"{tensor.name}, which is not among the model's inputs "
+                                f"{[t.name for t in self.inputs]}")
+                    elif state.get(id(tensor.node)) != 2:
+                        stack.append((tensor.node, False))
+        self.nodes = order
+        self.layers, seen = [], set()
+        for node in order:
+            if id(node.layer) in seen:
+                raise ValueError(f"{owner}: {node.layer._who()} is called more than once in "
+                                 f"the graph; shared layers are not implemented in minicnn")
+            seen.add(id(node.layer))
+            self.layers.append(node.layer)
+
+    def _substitutes(self, layers):
+        if layers is None:
+            return {}
+        return {id(mine): theirs for mine, theirs in zip(self.layers, layers)}
+
+    def forward(self, xs, training=False, layers=None):
+        """The outputs' values (a list) for the inputs' values ``xs`` (a list)."""
+        use = self._substitutes(layers)
+        values = {id(t): x for t, x in zip(self.inputs, xs)}
+        for node in self.nodes:
+            layer = use.get(id(node.layer), node.layer)
+            args = [values[id(t)] for t in node.inputs]
+            values[id(node.output)] = layer.forward(args if node.multi else args[0],
+                                                    training=training)
+        return [values[id(t)] for t in self.outputs]
+
+    def backward(self, grads, from_logits=False, input_gradient=True, layers=None):
+        """From ``grads`` (dL/d each output, a list) back to dL/d each input (a list;
+        None where ``input_gradient=False`` let the first layers skip it).
+        ``from_logits=True``: the single output's gradient is dL/d(softmax input) of
+        the last layer (the fused softmax + cross-entropy)."""
+        use = self._substitutes(layers)
+        pending = {}
+        for tensor, grad in zip(self.outputs, grads):
+            _accumulate(pending, tensor, grad)
+        inputs = {id(t) for t in self.inputs}
+        for node in reversed(self.nodes):
+            layer = use.get(id(node.layer), node.layer)
+            grad = pending.pop(id(node.output), None)
+            if grad is None:  # feeds no output that has a gradient
+                continue
+            if from_logits and node is self.nodes[-1]:
+                dx = layer.backward_from_logits(grad)
+            else:
+                needed = input_gradient or any(id(t) not in inputs for t in node.inputs)
+                dx = layer.backward(grad, input_gradient=needed)
+            for tensor, d in zip(node.inputs, dx if node.multi else [dx]):
+                if d is not None:
+                    _accumulate(pending, tensor, d)
+        return [pending.get(id(t)) for t in self.inputs]
+
+
+def _accumulate(pending, tensor, grad):
+    """dL/dtensor += grad: one term per path from the tensor to the loss. A new array,
+    never in place: a layer may hand the same array to several inputs (Add does)."""
+    key = id(tensor)
+    pending[key] = grad if key not in pending else pending[key] + grad

@@ -1,0 +1,196 @@
+"""What makes a model trainable: compile, one training step, and the methods that run
+the loop (``fit``, ``evaluate``, ``predict``: ``minicnn.training``).
+
+One training step is the whole story of backprop, written out:
+
+    out = model.forward(x, training=True)        # every node of the graph, in order
+    loss, grad = loss(y, out), dL/dout
+    model.backward(grad)                         # every node in reverse (minicnn.network)
+    optimizer.apply(every layer's get_gradients(), every layer's trainable weights)
+
+When the output layer ends in softmax and the loss is cross-entropy, the step
+starts the backward walk at the softmax *input* with ``(p - y) / N``
+(see ``minicnn.ops.losses``): simpler, and exact for any logits.
+"""
+import math
+
+import numpy as np
+
+from . import losses as losses_module, split_step, training
+from . import metrics as metrics_module, optimizers as optimizers_module
+from .backend import as_array, get_array_module, to_device, to_host
+from .utils import global_rng
+
+
+class Trainer:
+    """compile, the training step and the loop's entry points, for ``Model``."""
+
+    def compile(self, optimizer="adam", loss=None, metrics=None):
+        if loss is None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': compile() needs a loss")
+        self.optimizer = optimizers_module.get(optimizer)
+        self.loss = losses_module.get(loss)
+        self.metric_names, self._metric_fns = [], []
+        for metric in metrics or []:
+            name, fn = metrics_module.get(metric)
+            self.metric_names.append(name)
+            self._metric_fns.append(fn)
+
+    def _fused_softmax_loss(self):
+        """True when the backward walk can start at the softmax input with (p - y)/N."""
+        if not self._single_output or not self._graph.nodes:
+            return False
+        last = self._graph.nodes[-1].layer  # the output layer
+        return (isinstance(self.loss, losses_module.CategoricalCrossentropy)
+                and not self.loss.from_logits
+                and getattr(last, "activation", None) == "softmax")
+
+    def _require_compiled(self, what):
+        if self.loss is None:
+            raise ValueError(f"{type(self).__name__} '{self.name}': {what} needs compile() first")
+
+    def _loss_value(self, y, out):
+        """Per-sample losses of a batch (Keras's values) and the targets, checked and cast
+        where they arrived (the host) and then moved to the backend, once."""
+        y, out = self.loss.prepare(as_array(y), out)
+        y = to_device(y)
+        return self.loss.per_sample(y, out), y
+
+    def _batch_logs(self, y_dev, out, per_sample):
+        """The batch's loss and metrics as Python floats, copied to the host together:
+        one transfer (and on a GPU one wait) per batch. ``y_dev``: the labels as
+        ``_loss_value`` returned them (on the backend)."""
+        xp = get_array_module(out)
+        values = [per_sample.mean()] + [fn(y_dev, out).mean() for fn in self._metric_fns]
+        host = to_host(xp.stack([v.astype("float64") for v in values]))
+        return dict(zip(["loss"] + self.metric_names, host.tolist()))
+
+    def _release_caches(self):
+        """Drop what the layers kept for a backward pass once a step (or an inference
+        batch) is done: the next forward replaces it anyway, and until then it would
+        double the memory a step needs (on a GPU, what limits the batch size)."""
+        for layer in self.layers:
+            layer.release_cache()
+
+    def _loss_gradient(self, y_dev, out):
+        """Where the backward walk starts: ``(grad, from_logits)``. With softmax + cross-
+        entropy that is dL/d(softmax input) = (p - y) / N (no division by p, exact for any
+        logits, ``from_logits=True``); otherwise the loss's dL/d(output)."""
+        if self._fused_softmax_loss():
+            return (out - self.loss.dense_targets(y_dev, out)) / len(out), True
+        return self.loss.prepared_gradient(y_dev, out), False
+
+    @staticmethod
+    def gradients_of(layers):
+        """The trainable weights' gradients of the last backward through ``layers``, in
+        weight order."""
+        return [g for layer in layers if layer.trainable_weights for g in layer._grads]
+
+    def _train_step(self, x, y, finite_only=False):
+        """One step; returns the batch's logs (pre-update, as Keras reports them).
+        ``finite_only``: when the loss is NaN or Inf, change nothing (the weights and
+        the moving statistics stay those of the last step) and return the logs with
+        ``logs["applied"] = False``."""
+        kept = [list(layer._weights) for layer in self.layers] if finite_only else None
+        grads = None
+        if self.built and split_step.suits(self, x):  # half the batch per core
+            out, per_sample, y_dev, grads = split_step.forward_backward(self, x, y)
+        else:
+            out = self.forward(x, training=True)
+            per_sample, y_dev = self._loss_value(y, out)
+        logs = self._batch_logs(y_dev, out, per_sample)  # before the update: the same one
+        # copy per batch; the ranks of a distributed run decide together: all or none
+        if finite_only and not self.optimizer.communicator.all(math.isfinite(logs["loss"])):
+            for layer, weights in zip(self.layers, kept):  # moving statistics are replaced,
+                layer._weights = weights                    # not changed in place
+            self._release_caches()
+            return dict(logs, applied=False)
+        if grads is None:
+            grad, from_logits = self._loss_gradient(y_dev, out)
+            self.backward(grad, from_logits=from_logits, input_gradient=False)
+            grads = self.gradients_of(self.layers)
+        self.optimizer.apply(grads, self.trainable_weights)
+        self._release_caches()
+        return logs
+
+    def trace(self, x, y, print_fn=print):
+        """Walk one training step on ``(x, y)`` layer by layer and print what every layer
+        computes forward and passes backward (``minicnn.trace``); returns it as data.
+        The model does not change."""
+        from .trace import format_trace, trace_step
+        if any(node.multi for node in self._graph.nodes if self._graph is not None):
+            raise NotImplementedError(f"{type(self).__name__} '{self.name}': trace() of a graph "
+                                      f"with merge layers is not implemented in minicnn yet")
+        self._check_xy(x, y, "trace()")
+        data = trace_step(self, x, y)
+        if print_fn is not None:
+            print_fn(format_trace(data))
+        return data
+
+    def train_on_batch(self, x, y):
+        """One step on one batch; returns the pre-update loss (and metrics) as Keras does."""
+        self._require_compiled("train_on_batch()")
+        self._check_xy(x, y, "train_on_batch()")
+        logs = self._train_step(x, y)
+        return self._as_result(logs)
+
+    def _as_result(self, logs):
+        values = [logs["loss"]] + [logs[name] for name in self.metric_names]
+        return values[0] if len(values) == 1 else values
+
+    def _check_finite(self, what, arrays):
+        """One vectorised pass per array: NaN or Inf in the data is an error naming the
+        array and the first bad element (``check_numerics=False`` skips this)."""
+        for name, a in arrays:
+            if a is None or np.asarray(a).dtype.kind not in "fc":
+                continue
+            xp = get_array_module(a)
+            bad = ~xp.isfinite(a)
+            if bool(bad.any()):
+                index = tuple(int(i) for i in np.unravel_index(int(bad.argmax()), a.shape))
+                value = to_host(a[index]).item() if index else to_host(a).item()
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}': "
+                    f"{what} received {name} holding NaN or Inf: "
+                    f"{name}[{', '.join(map(str, index))}] = {value} is the first (sample "
+                    f"{index[0] if index else 0}). Clean the data, or pass "
+                    f"check_numerics=False to skip this check")
+
+    def _check_xy(self, x, y, what="the data"):
+        self._check_samples(x, what)
+        if len(x) != len(y):
+            raise ValueError(f"{type(self).__name__} '{self.name}': "
+                             f"x and y must have the same number of "
+                             f"samples. Received: {len(x)} inputs and {len(y)} targets")
+        if len(x) == 0:
+            raise ValueError(f"{type(self).__name__} '{self.name}': received an empty dataset")
+
+    def _shuffling(self, seed):
+        """The model's shuffling generator: made from ``seed`` (again whenever fit gets
+        another seed), or from the global generator on the first fit without one."""
+        if seed is not None and seed != self._shuffle_seed:
+            self._shuffle_rng, self._shuffle_seed = np.random.default_rng(seed), seed
+        elif self._shuffle_rng is None:
+            self._shuffle_rng = np.random.default_rng(int(global_rng().integers(2**63)))
+        return self._shuffle_rng
+
+    def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
+            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None,
+            check_numerics=True, terminate_on_nan=True):
+        """Train for ``epochs`` epochs of mini-batches; returns a ``History``. The loop
+        is ``minicnn.training.fit``, which documents every argument."""
+        return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
+                            validation_data=validation_data, validation_split=validation_split,
+                            shuffle=shuffle, callbacks=callbacks, initial_epoch=initial_epoch,
+                            seed=seed, check_numerics=check_numerics,
+                            terminate_on_nan=terminate_on_nan)
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
+        return training.predict(self, x, batch_size=batch_size, verbose=verbose)
+
+    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True):
+        """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
+        ``check_numerics``: refuse data holding NaN or Inf (see ``fit``)."""
+        return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
+                                 return_dict=return_dict, check_numerics=check_numerics)
