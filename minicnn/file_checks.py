@@ -262,6 +262,11 @@ def check_declared_size(path, layers, input_shape, itemsize, copies):
     for layer in layers:
         count += sum(math.prod(s) for s in layer.declared_weight_shapes(shape))
         shape = layer.compute_output_shape(shape)
+    return check_size(path, count, itemsize, copies)
+
+
+def check_size(path, count, itemsize, copies):
+    """Refuse ``count`` parameters (``copies`` of them) that would not fit in memory."""
     need, have = count * itemsize * copies, available_bytes()
     if have is not None and need > have:
         refuse(path, f"declares a model of {count:,} parameters ({need / 2**30:.1f} GiB with "
@@ -387,6 +392,14 @@ def _str(v):
     return isinstance(v, str)
 
 
+def _nested_ints(v):
+    return _ints(v) or (isinstance(v, (list, tuple)) and all(_ints(i) for i in v))
+
+
+def _numbers(v):
+    return _is_number(v) or (isinstance(v, (list, tuple)) and all(_numbers(i) for i in v))
+
+
 def _int_or_none(v):
     return v is None or _is_int(v)
 
@@ -396,7 +409,8 @@ ARGUMENT_TYPES = {
     "name": (_str, "a string"), "filters": (_is_int, "an integer"),
     "units": (_is_int, "an integer"), "kernel_size": (_ints, "an integer or a list of them"),
     "strides": (_ints_or_none, "an integer, a list of them or null"),
-    "pool_size": (_ints, "an integer or a list of them"), "padding": (_str, "a string"),
+    "pool_size": (_ints, "an integer or a list of them"),
+    "padding": (lambda v: _str(v) or _nested_ints(v), "a string, or sizes"),
     "data_format": (_str_or_none, "a string or null"),
     "activation": (_str_or_none, "an activation's name or null"),
     "use_bias": (_bool, "true or false"), "rate": (_is_number, "a number"),
@@ -408,20 +422,31 @@ ARGUMENT_TYPES = {
     "nesterov": (_bool, "true or false"), "from_logits": (_bool, "true or false"),
     "amsgrad": (_bool, "true or false"), "use_ema": (_bool, "true or false"),
     "trainable": (_bool, "true or false"),
+    "keepdims": (_bool, "true or false"), "interpolation": (_str, "a string"),
+    "size": (_ints, "an integer or a list of them"),
+    "cropping": (_nested_ints, "sizes"),
+    "target_shape": (_ints, "a list of sizes"),
+    "offset": (_numbers, "a number or a list of numbers"),
     "input_shape": (lambda v: v is None or (isinstance(v, list) and all(
         i is None or _is_int(i) for i in v)), "a list of sizes"),
 }
 
 
-def check_types(path, where, config):
-    """``config`` (a dict from a file) with every known key's value of its type; an
-    error names the key, the place and the value."""
+# where one class's argument has another type than the same name elsewhere
+CLASS_ARGUMENT_TYPES = {"Rescaling": {"scale": (_numbers, "a number or a list of numbers")}}
+
+
+def check_types(path, where, config, class_name=None):
+    """``config`` (a dict from a file) with every known key's value of its type (for
+    ``class_name`` where its arguments differ); an error names the key, the place and
+    the value."""
     if not isinstance(config, dict):
         refuse(path, f"{where}: expected a JSON object, found {type(config).__name__}")
+    special = CLASS_ARGUMENT_TYPES.get(class_name, {})
     for key, value in config.items():
         if not isinstance(key, str):
             refuse(path, f"{where}: key {key!r} is not a string")
-        check = ARGUMENT_TYPES.get(key)
+        check = special.get(key) or ARGUMENT_TYPES.get(key)
         if check is not None and not check[0](value):
             refuse(path, f"{where}: {key} must be {check[1]}, the file holds {value!r}")
     return config

@@ -345,7 +345,9 @@ def _layer_from_config(entry, path):
     if not isinstance(entry, dict):
         refuse(path, f"a layer entry is {type(entry).__name__}, not an object")
     cls_name = entry.get("class_name")
-    config = file_checks.check_types(path, "a layer's config", dict(entry.get("config") or {}))
+    config = entry.get("config") or {}
+    if not isinstance(config, dict):
+        refuse(path, f"a layer's config is {type(config).__name__}, not an object")
     name = config.get("name", "?")
     if cls_name not in _ARGUMENTS:
         refuse(path, f"layer '{name}' is a {cls_name}, which minicnn does not have "

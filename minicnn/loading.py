@@ -16,16 +16,19 @@ architecture before anything uses it:
 
 Each error is a ``file_checks.ModelFileError`` naming the file.
 """
+import math
 import os
 
 from . import file_checks
 from .file_checks import check_types, lookup, read_checked, refuse
-from .layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense, Dropout,
-                     Flatten, MaxPooling2D, MinPooling2D)
+from . import layers as L
 
+# the layer classes a file may name: looked up here only, never as attributes
 LAYER_CLASSES = {cls.__name__: cls for cls in (
-    Conv2D, MaxPooling2D, AveragePooling2D, MinPooling2D, Dense, Flatten, Activation, Dropout,
-    BatchNormalization)}
+    L.Conv2D, L.MaxPooling2D, L.AveragePooling2D, L.MinPooling2D, L.Dense, L.Flatten,
+    L.Activation, L.Dropout, L.BatchNormalization, L.Add, L.Subtract, L.Multiply, L.Average,
+    L.Maximum, L.Minimum, L.Concatenate, L.GlobalAveragePooling2D, L.GlobalMaxPooling2D,
+    L.ZeroPadding2D, L.Cropping2D, L.UpSampling2D, L.Reshape, L.Rescaling, L.Identity)}
 _NONNEGATIVE = {"moving_variance", "v"}  # a weight or slot that is a variance
 
 
@@ -33,7 +36,7 @@ def make_layer(path, class_name, config):
     """A layer of a class minicnn has, from a type-checked config."""
     cls = lookup(path, LAYER_CLASSES, class_name, "layer class")
     config = check_types(path, f"layer {config.get('name', '?')!r} ({class_name})"
-                         if isinstance(config, dict) else "a layer", config)
+                         if isinstance(config, dict) else "a layer", config, class_name)
     try:
         return cls(**config)
     except (TypeError, ValueError) as exc:
@@ -65,6 +68,56 @@ def build_model(path, layers, input_shape, name=None):
         raise file_checks.ModelFileError(path, f"its architecture does not build: {exc}") \
             from exc
     return model
+
+
+def build_graph_model(path, config, entries, layers):
+    """A functional ``Model`` from its saved graph: each layer called on the tensors
+    its entry names, after the whole graph's size has been checked."""
+    from .backend import floatx
+    from .functional import Model
+    from .graph import Input
+    shapes = config.get("inputs")
+    if not isinstance(shapes, list) or not shapes:
+        refuse(path, "its functional model has no list of input shapes")
+    inputs = []
+    for shape in shapes:
+        if not isinstance(shape, list) or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
+            refuse(path, f"input shape {shape!r} is not a list of sizes")
+        inputs.append(Input(tuple(shape)))
+    by_name, count = {}, 0
+
+    def tensor(ref, what):
+        if isinstance(ref, dict) and set(ref) == {"input"} and isinstance(ref["input"], int) \
+                and not isinstance(ref["input"], bool) and 0 <= ref["input"] < len(inputs):
+            return inputs[ref["input"]]
+        if isinstance(ref, dict) and set(ref) == {"layer"} and ref["layer"] in by_name:
+            return by_name[ref["layer"]]
+        refuse(path, f"{what} names {ref!r}: neither an input nor an earlier layer")
+    for entry, layer in zip(entries, layers):
+        inbound = entry.get("inbound")
+        if not isinstance(inbound, list) or not inbound or not isinstance(
+                entry.get("multi"), bool) or (len(inbound) > 1 and not entry["multi"]):
+            refuse(path, f"layer '{layer.name}' has no valid list of inbound tensors")
+        args = [tensor(ref, f"layer '{layer.name}'") for ref in inbound]
+        samples = [a.shape[1:] for a in args]
+        sample = samples if entry["multi"] else samples[0]
+        try:  # sized before it is built
+            count += sum(math.prod(s) for s in layer.declared_weight_shapes(sample))
+            layer.compute_output_shape(sample)
+        except (TypeError, ValueError) as exc:
+            raise file_checks.ModelFileError(path, f"its graph does not build: {exc}") from exc
+        file_checks.check_size(path, count, _itemsize(floatx()), copies=4)
+        by_name[layer.name] = layer(args if entry["multi"] else args[0])
+    outputs = [tensor(ref, "an output") for ref in config.get("outputs") or [None]]
+    single = config.get("single_output", True)
+    if not isinstance(single, bool) or (single and len(outputs) != 1):
+        refuse(path, "its outputs are not a valid list")
+    try:
+        return Model(inputs if len(inputs) > 1 else inputs[0],
+                     outputs[0] if single else outputs, name=config.get("name"))
+    except (TypeError, ValueError) as exc:
+        raise file_checks.ModelFileError(path, f"its graph does not build: {exc}") from exc
 
 
 def _itemsize(dtype):
@@ -151,14 +204,14 @@ def load_npz_model(path):
         with file_checks.reading(path):
             config = check_types(path, "the model", header.get("model"))
             entries = config.get("layers")
-            if not isinstance(entries, list):
-                refuse(path, "its model has no list of layers")
-            layers = []
-            for entry in entries:
-                if not isinstance(entry, dict):
-                    refuse(path, f"a layer entry is {type(entry).__name__}, not an object")
-                layers.append(make_layer(path, entry.get("class_name"), entry.get("config")))
-            model = build_model(path, layers, config.get("input_shape"), config.get("name"))
+            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                refuse(path, "its model has no list of layer objects")
+            layers = [make_layer(path, e.get("class_name"), e.get("config")) for e in entries]
+            if config.get("functional") is True:
+                model = build_graph_model(path, config, entries, layers)
+            else:
+                model = build_model(path, layers, config.get("input_shape"),
+                                    config.get("name"))
             _npz_weights(path, archive, model)
             compiled = header.get("compile")
             if compiled:

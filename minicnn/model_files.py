@@ -23,12 +23,29 @@ class FileMethods:
                 f"load_weights work (into a model built by the same code)")
 
     def get_config(self):
-        self._require_sequential("get_config()")
-        return {"name": self.name, "input_shape": list(self._sample_in or []),
-                "layers": [{"class_name": type(layer).__name__,
-                            "config": dict(layer.get_config(), **(
-                                {} if layer.trainable else {"trainable": False}))}
-                           for layer in self.layers]}
+        """The architecture as JSON: a Sequential model's layers in order; a functional
+        model's layers in the order they run, each with the tensors it was called on
+        (``{"input": i}`` or ``{"layer": name}`` of the layer that made it)."""
+        entries = [{"class_name": type(layer).__name__,
+                    "config": dict(layer.get_config(), **(
+                        {} if layer.trainable else {"trainable": False}))}
+                   for layer in self.layers]
+        if type(self).__name__ == "Sequential":
+            return {"name": self.name, "input_shape": list(self._sample_in or []),
+                    "layers": entries}
+        graph = self._graph
+
+        def ref(tensor):
+            if tensor.node is None:
+                return {"input": [id(t) for t in graph.inputs].index(id(tensor))}
+            return {"layer": tensor.node.layer.name}
+        for entry, node in zip(entries, graph.nodes):
+            entry["inbound"] = [ref(t) for t in node.inputs]
+            entry["multi"] = node.multi
+        return {"name": self.name, "functional": True,
+                "inputs": [list(t.shape[1:]) for t in graph.inputs],
+                "layers": entries, "outputs": [ref(t) for t in graph.outputs],
+                "single_output": self._single_output}
 
     def save_weights(self, path):
         """Write every layer's weights to ``path`` (exactly that name), atomically: a
@@ -56,7 +73,8 @@ class FileMethods:
         Keras 3 archive for ``.keras``, minicnn's own format for other suffixes (which
         also keeps the random state of training, so resuming from it is exact)."""
         self._require_built("save()")
-        self._require_sequential("save()")
+        if keras_files.keras_format(path) is not None:
+            self._require_sequential("saving to Keras's formats")
         if keras_files.write(self, path, "save"):
             return
         header = {"kind": "model", "model": self.get_config()}

@@ -49,31 +49,56 @@ def _row(cells, widths, bar, aligns):
     return lines
 
 
+def _functional_widths(line_length):
+    inner = line_length - 5  # five vertical bars
+    widths = [round(inner * 0.3), round(inner * 0.24), max(round(inner * 0.13), 10)]
+    return (*widths, inner - sum(widths))
+
+
+def _rows(model):
+    """``(name (type), output shape, params, connected to)`` per row: for a Sequential
+    model one per layer; for a functional one also its inputs, and what each layer
+    was called on (Keras's ``name[0][0]``)."""
+    graph = model._graph
+    sequential = type(model).__name__ == "Sequential"
+    rows = []
+    if not sequential:
+        for tensor in graph.inputs:
+            rows.append((f"{tensor.name} (InputLayer)", _format_shape(tensor.shape), 0, "-"))
+    for node in graph.nodes:
+        layer = node.layer
+        sources = ", ".join(f"{t.node.layer.name if t.node else t.name}[0][0]"
+                            for t in node.inputs)
+        rows.append((f"{layer.name} ({type(layer).__name__})",
+                     _format_shape(node.output.shape), layer.count_params(), sources))
+    return rows, sequential
+
+
 def format_summary(model, line_length=None):
+    rows, sequential = _rows(model)
     if line_length is None:
-        line_length = min(shutil.get_terminal_size((80, 24)).columns - 4, 88)
-    widths = _column_widths(max(line_length, 40))
-    aligns = ("<", "<", ">")
+        line_length = min(shutil.get_terminal_size((80, 24)).columns - 4,
+                          88 if sequential else 110)
+    if sequential:
+        widths = _column_widths(max(line_length, 40))
+        aligns, head = ("<", "<", ">"), ("Layer (type)", "Output Shape", "Param #")
+    else:
+        widths = _functional_widths(max(line_length, 60))
+        aligns = ("<", "<", ">", "<")
+        head = ("Layer (type)", "Output Shape", "Param #", "Connected to")
     lines = [f'Model: "{model.name}"',
              _rule("┏", "━", "┳", "┓", widths),
-             *_row(("Layer (type)", "Output Shape", "Param #"), widths, "┃", aligns),
+             *_row(head, widths, "┃", aligns),
              _rule("┡", "━", "╇", "┩", widths)]
-    shape = model._sample_in
-    trainable = non_trainable = 0
-    itemsize = 4
-    for i, layer in enumerate(model.layers):
-        shape = layer.compute_output_shape(shape)
-        params = layer.count_params()
-        n_train = sum(int(w.size) for w in layer.trainable_weights)
-        trainable += n_train
-        non_trainable += params - n_train
-        if layer.weights:
-            itemsize = layer.weights[0].dtype.itemsize
+    for i, (name, shape, params, sources) in enumerate(rows):
         if i:
             lines.append(_rule("├", "─", "┼", "┤", widths))
-        lines += _row((f"{layer.name} ({type(layer).__name__})",
-                       _format_shape((None,) + tuple(shape)), f"{params:,}"), widths, "│", aligns)
+        cells = (name, shape, f"{params:,}") + (() if sequential else (sources,))
+        lines += _row(cells, widths, "│", aligns)
     lines.append(_rule("└", "─", "┴", "┘", widths))
+    trainable = sum(int(w.size) for w in model.trainable_weights)
+    non_trainable = sum(int(w.size) for w in model.non_trainable_weights)
+    itemsize = model.weights[0].dtype.itemsize if model.weights else 4
     optimizer_params = model.optimizer.count_slot_params() if model.optimizer else 0
     total = trainable + non_trainable + optimizer_params
 

@@ -225,4 +225,42 @@ def test_graph_errors_name_the_problem():
     with pytest.raises(ValueError, match="one shape"):
         mc.layers.Add()([a, mc.Input((3,))])
     with pytest.raises(NotImplementedError, match="functional model's architecture"):
-        mc.Model([a, b], out).save("never.npz")
+        mc.Model([a, b], out).save("never.keras")
+
+
+# ---------------------------------------------------------------------------------
+# files
+# ---------------------------------------------------------------------------------
+def test_a_functional_model_round_trips_through_minicnn_s_archive(tmp_path):
+    x, y = data(16)
+    mc.utils.set_random_seed(2)
+    model = residual(mc, mc.layers, frozen=("b",))
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, seed=3)
+    path = str(tmp_path / "residual.npz")
+    model.save(path)
+    again = mc.models.load_model(path)
+    assert type(again) is mc.Model
+    assert [layer.name for layer in again.layers] == [layer.name for layer in model.layers]
+    assert not again.get_layer("b").trainable
+    np.testing.assert_array_equal(again.predict(x), model.predict(x))
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)   # resumes exactly
+    again.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    for a, b in zip(model.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_graph_naming_a_later_layer_is_refused(tmp_path):
+    import json
+    model = residual(mc, mc.layers)
+    path = tmp_path / "bad.npz"
+    model.save(str(path))
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    header = json.loads(bytes(arrays["__minicnn_header__"]).decode())
+    header["model"]["layers"][0]["inbound"] = [{"layer": "out"}]   # a cycle
+    arrays["__minicnn_header__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(ValueError, match="neither an input nor an earlier layer") as info:
+        mc.models.load_model(str(path))
+    assert str(path) in str(info.value)
