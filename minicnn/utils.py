@@ -1,18 +1,116 @@
-"""Seeding. ``set_random_seed(s)`` makes weight initialisation and unseeded
-dropout masks repeat from run to run, like ``keras.utils.set_random_seed``."""
+"""Keras's ``keras.utils`` helpers: ``set_random_seed``, ``to_categorical``, ``normalize``.
+
+``set_random_seed(s)`` makes weight initialisation and unseeded dropout masks repeat
+from run to run, and seeds Python's ``random`` and NumPy's global generator as
+``keras.utils.set_random_seed`` does. ``to_categorical`` and ``normalize`` return what
+Keras 3 returns for NumPy input (``keras/src/utils/numerical_utils.py``).
+"""
+import random
+
 import numpy as np
+
+__all__ = ["set_random_seed", "to_categorical", "normalize"]
 
 _RNG = np.random.default_rng()
 
 
 def set_random_seed(seed):
-    """Reseed the generator behind initializers and unseeded Dropout layers."""
+    """Reseed the generator behind initializers and unseeded Dropout layers, and, as
+    Keras does, Python's ``random`` and NumPy's global ``np.random`` (with
+    ``seed % 2**32``, the range NumPy's legacy seeding takes)."""
     global _RNG
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not _is_int(seed) or seed < 0:
         raise ValueError(f"set_random_seed: seed must be a non-negative int. Received: {seed!r}")
-    _RNG = np.random.default_rng(int(seed))
+    seed = int(seed)
+    _RNG = np.random.default_rng(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
 
 
 def global_rng():
     """The shared NumPy Generator (host side; arrays are moved to the backend after)."""
     return _RNG
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _host(x):
+    from .backend import _is_cupy_array
+    return x.get() if _is_cupy_array(x) else x
+
+
+def to_categorical(x, num_classes=None):
+    """Class indices -> one-hot rows, as ``keras.utils.to_categorical``.
+
+    ``x`` (any shape, array-like of integers; floats are truncated as Keras does) gives
+    a float64 array of shape ``x.shape + (num_classes,)``, except that a last axis of
+    size 1 is dropped first (labels ``(N, 1)`` give ``(N, num_classes)``; a 1-D ``(1,)``
+    input keeps its axis). ``num_classes=None`` (or 0) means ``max(x) + 1``.
+
+    Where Keras's result is an accident, minicnn raises a ValueError instead: a
+    negative index (NumPy's indexing would silently set the last class), an index
+    ``>= num_classes`` (Keras: a bare IndexError), an empty ``x`` without
+    ``num_classes``.
+    """
+    if num_classes is not None and (not _is_int(num_classes) or num_classes < 0):
+        raise ValueError("to_categorical: num_classes must be a positive int (or None to "
+                         f"infer it as max(x) + 1). Received: num_classes={num_classes!r}")
+    try:
+        x = np.array(_host(x), dtype="int64")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError("to_categorical: x must hold integer class indices. Received: "
+                         f"{type(x).__name__} that cannot become int64 ({exc})") from None
+    input_shape = x.shape
+    # Drop a last axis of size 1: labels (N, 1) -> (N, num_classes).
+    if input_shape and input_shape[-1] == 1 and len(input_shape) > 1:
+        input_shape = tuple(input_shape[:-1])
+    x = x.reshape(-1)
+    if not num_classes:
+        if x.size == 0:
+            raise ValueError("to_categorical: cannot infer num_classes from an empty x; "
+                             "pass num_classes")
+        num_classes = int(np.max(x)) + 1
+    if x.size and (x.min() < 0 or x.max() >= num_classes):
+        bad = int(x.min()) if x.min() < 0 else int(x.max())
+        raise ValueError(f"to_categorical: class indices must be in 0..{num_classes - 1} "
+                         f"(num_classes={num_classes}). Received: {bad}")
+    batch_size = x.shape[0]
+    categorical = np.zeros((batch_size, num_classes))
+    categorical[np.arange(batch_size), x] = 1
+    return np.reshape(categorical, input_shape + (num_classes,))
+
+
+def normalize(x, axis=-1, order=2):
+    """``x`` divided by its ``order``-norm along ``axis``, as ``keras.utils.normalize``
+    does for NumPy input: a zero norm divides by 1 (zeros stay zeros), integer input
+    gives float64, float input keeps its dtype, ``axis=None`` takes NumPy's norm of the
+    whole array, and a 1-D ``x`` comes back shaped ``(1, n)`` (Keras's ``atleast_1d``).
+
+    One difference: Keras's NumPy code turns ``axis=0`` into ``-1`` when it puts the
+    norm back (``axis or -1``), so ``axis=0`` on a 2-D or larger array divides by the
+    wrong norms or fails to broadcast; minicnn normalizes along axis 0 as asked.
+    Non-NumPy input (lists, CuPy arrays) is taken as a NumPy array.
+    """
+    x = np.asarray(_host(x))
+    if not (axis is None or _is_int(axis)
+            or (isinstance(axis, tuple) and all(_is_int(a) for a in axis))):
+        raise TypeError("normalize: axis must be None, an int or a tuple of ints. "
+                        f"Received: axis={axis!r}")
+    try:
+        norm = np.atleast_1d(np.linalg.norm(x, order, axis))
+    except (ValueError, TypeError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(f"normalize: cannot take the norm of order {order!r} along axis "
+                   f"{axis!r} of an array of shape {x.shape} and dtype {x.dtype} "
+                   f"({exc})") from None
+    norm[norm == 0] = 1
+    return x / np.expand_dims(norm, -1 if axis is None else axis)
+
+
+def __getattr__(name):
+    """What ``keras.utils`` has and minicnn does not (plot_model, PyDataset, ...) is an
+    AttributeError that says so."""
+    from .namespace import not_implemented
+    raise not_implemented(__name__, name, __all__ + ["global_rng"])

