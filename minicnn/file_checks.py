@@ -427,6 +427,9 @@ ARGUMENT_TYPES = {
     "cropping": (_nested_ints, "sizes"),
     "target_shape": (_ints, "a list of sizes"),
     "offset": (_numbers, "a number or a list of numbers"),
+    "max_value": (lambda v: v is None or _is_number(v), "a number or null"),
+    "negative_slope": (_is_number, "a number"), "threshold": (_is_number, "a number"),
+    "alpha": (_is_number, "a number"),
     "input_shape": (lambda v: v is None or (isinstance(v, list) and all(
         i is None or _is_int(i) for i in v)), "a list of sizes"),
 }

@@ -28,7 +28,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     L.Conv2D, L.MaxPooling2D, L.AveragePooling2D, L.MinPooling2D, L.Dense, L.Flatten,
     L.Activation, L.Dropout, L.BatchNormalization, L.Add, L.Subtract, L.Multiply, L.Average,
     L.Maximum, L.Minimum, L.Concatenate, L.GlobalAveragePooling2D, L.GlobalMaxPooling2D,
-    L.ZeroPadding2D, L.Cropping2D, L.UpSampling2D, L.Reshape, L.Rescaling, L.Identity)}
+    L.ZeroPadding2D, L.Cropping2D, L.UpSampling2D, L.Reshape, L.Rescaling, L.Identity,
+    L.Softmax, L.ReLU, L.LeakyReLU, L.ELU)}
 _NONNEGATIVE = {"moving_variance", "v"}  # a weight or slot that is a variance
 
 

@@ -1,5 +1,6 @@
 """Keras-shaped layers. Each validates its arguments in ``__init__``, creates its
 weights in ``build`` and calls the pure ops of ``minicnn.ops`` in forward/backward."""
+from .activations import ELU, LeakyReLU, ReLU, Softmax
 from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dense, Dropout, Flatten
@@ -15,7 +16,8 @@ __all__ = ["Input", "Layer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "MinP
            "Flatten", "Activation", "Dropout", "BatchNormalization", "Add", "Subtract",
            "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D",
-           "UpSampling2D", "Reshape", "Rescaling", "Identity"]
+           "UpSampling2D", "Reshape", "Rescaling", "Identity", "Softmax", "ReLU", "LeakyReLU",
+           "ELU"]
 
 
 def __getattr__(name):

@@ -1,39 +1,82 @@
 """Element-wise activations and softmax, each a forward/backward pair.
 
-| name      | forward                  | backward: dx =                  |
-|-----------|--------------------------|---------------------------------|
-| linear    | x                        | dy                              |
-| relu      | max(x, 0)                | dy * [x > 0]   (relu'(0) = 0)   |
-| tanh      | tanh(x)                  | dy * (1 - y**2)                 |
-| sigmoid   | 1 / (1 + exp(-x))        | dy * y * (1 - y)                |
-| softmax   | exp(x - max) / sum(...)  | y * (dy - sum(dy * y))          |
+The names an ``activation=`` argument takes (Conv2D, Dense, Activation), with
+Keras 3's defaults (``keras.activations.<name>``):
+
+| name       | forward                             | backward: dx =                              |
+|------------|-------------------------------------|---------------------------------------------|
+| linear     | x                                   | dy                                          |
+| relu       | max(x, 0)                           | dy * [x > 0]   (relu'(0) = 0)               |
+| tanh       | tanh(x)                             | dy * (1 - y**2)                             |
+| sigmoid    | 1 / (1 + exp(-x))                   | dy * y * (1 - y)                            |
+| softmax    | exp(x - max) / sum(...)             | y * (dy - sum(dy * y))                      |
+| elu        | x if x > 0 else a*(exp(x) - 1), a=1 | dy if x > 0 else dy * (y + a)  (elu'(0) = a)|
+| leaky_relu | x if x >= 0 else s*x, s=0.2         | dy if x >= 0 else s*dy   (slope 1 at 0)     |
+| gelu       | x * Phi(x) = x/2 * erfc(-x/sqrt(2)) | dy * (Phi(x) + x * exp(-x**2/2)/sqrt(2 pi)) |
+| silu       | x * s,  s = sigmoid(x)  (= swish)   | dy * s * (1 + x (1 - s))                    |
+| softplus   | log(1 + exp(x)) = logaddexp(x, 0)   | dy * sigmoid(x)                             |
 
 softmax acts on the last axis; its backward is the Jacobian-vector product
 ``diag(y) - y y^T`` applied to dy, written without building the Jacobian.
 The relu gradient of the kernels (numba's and CUDA's) selects: exactly 0 where
 x <= 0 even for an infinite or NaN dy, where NumPy's ``dy * [x > 0]`` gives NaN.
 
+Keras's facts behind the new rows (Keras 3.15, JAX backend, checked by running it):
+``leaky_relu``'s default slope is 0.2 as an activation name, while the LeakyReLU
+*layer* defaults to 0.3; ``gelu`` as an activation is the exact erf form
+(``approximate=False``; ``keras.ops.gelu`` alone defaults to the tanh approximation);
+``"swish"`` is the same function as ``"silu"`` and a layer's config reports ``"silu"``;
+``softplus`` is ``logaddexp(x, 0)``, which never overflows. At the kinks JAX's
+derivative is the one in the table: ``elu'(0) = a``, ``leaky_relu'(0) = 1``.
+``Phi`` is the standard normal CDF; ``erfc`` is computed below (NumPy has none).
+
+The layer ops with arguments (``<op>_forward``/``<op>_backward`` below; the ReLU,
+LeakyReLU, ELU and Softmax layers):
+
+| op               | forward                                 | backward: dx =                |
+|------------------|-----------------------------------------|-------------------------------|
+| relu(x, s, m, t) | clip(x [x > t], 0, m) - s max(t - x, 0) | dy ([x > t] c(x) + s [x < t]) |
+| leaky_relu(x, s) | x if x >= 0 else s x                    | dy if x >= 0 else s dy        |
+| elu(x, a)        | x if x > 0 else a (exp(x) - 1)          | dy if x > 0 else dy (y + a)   |
+| softmax(x, axis) | exp(x - max) / sum(...) over ``axis``   | y (dy - sum_axis(dy y))       |
+
+(``s = negative_slope``, ``m = max_value`` (None: no ceiling), ``t = threshold``.)
+``c(x)`` is the clip's slope: 1 below ``m``, 1/2 at ``x == m`` (JAX splits a tie of
+``minimum`` evenly), 0 above -- except for Keras's ``relu6`` shortcut (``m == 6`` and
+``t == 0``), whose slope at 6 is 0. ``relu(s)`` alone (no ``m``, ``t == 0``) *is*
+``leaky_relu(s)`` (slope 1 at 0), and ``relu()`` alone is ``relu`` above (slope 0 at 0).
+
 ``bias_activation_forward`` is the epilogue of Conv2D and Dense: ``activation(z + b)``.
 Where the backend has a kernel for it (linear/relu/tanh; numba: float32, CUDA: float32
 and float64) it is one pass (``bias_activation`` of the kernel set) instead of a
 broadcast add and an activation. numba's tanh is the rational approximation XLA (and
 so Keras on JAX) uses, within 3.3e-7 of the exact value; float64 on the CPU always
-uses NumPy's tanh, and CUDA uses its own tanhf/tanh.
+uses NumPy's tanh, and CUDA uses its own tanhf/tanh. The other activations take the
+plain array path on every backend.
 """
+import math
+
 from ..backend import get_array_module, kernels_for
 
-ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax")
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid", "softmax",
+               "elu", "leaky_relu", "gelu", "silu", "softplus")
+# other names for the same function, and the name a layer's config then reports (Keras's)
+ACTIVATION_ALIASES = {"swish": "silu"}
 
 
 def normalize_activation(name, owner=None):
-    """None or a case-insensitive name -> one of ACTIVATIONS."""
+    """None or a case-insensitive name -> one of ACTIVATIONS ("swish" -> "silu")."""
     if name is None:
         return "linear"
-    if isinstance(name, str) and name.lower() in ACTIVATIONS:
-        return name.lower()
+    if isinstance(name, str):
+        key = name.lower()
+        key = ACTIVATION_ALIASES.get(key, key)
+        if key in ACTIVATIONS:
+            return key
     prefix = f"{owner}: " if owner else ""
     raise ValueError(f"{prefix}unknown activation; expected None or one of "
-                     f"{list(ACTIVATIONS)}. Received: activation={name!r}")
+                     f"{list(ACTIVATIONS) + list(ACTIVATION_ALIASES)}. "
+                     f"Received: activation={name!r}")
 
 
 def sigmoid(x):
@@ -42,12 +85,250 @@ def sigmoid(x):
     return xp.exp(-xp.logaddexp(0, -x)).astype(x.dtype, copy=False)
 
 
-def softmax(x):
+def softmax(x, axis=-1):
+    """``exp(x - max) / sum(exp(x - max))`` over ``axis`` (an int or a tuple of ints)."""
     xp = get_array_module(x)
     if x.size == 0:  # an empty batch (or no features): nothing to normalise, no max
         return x.copy()
-    e = xp.exp(x - x.max(axis=-1, keepdims=True))  # shifted: exp never overflows
-    return e / e.sum(axis=-1, keepdims=True)
+    e = xp.exp(x - x.max(axis=axis, keepdims=True))  # shifted: exp never overflows
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax_forward(x, axis=-1):
+    """Softmax over ``axis`` (an int, or several axes normalised together as one).
+
+    forward:  y = exp(x - max) / sum(exp(x - max)), max and sum over ``axis``
+    backward: dx = y * (dy - sum_axis(dy * y))      (the softmax Jacobian times dy)
+    """
+    axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
+    y = softmax(x, axis)
+    return y, (y, axis)
+
+
+def softmax_backward(dy, cache):
+    y, axis = cache
+    return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
+
+
+def elu_forward(x, alpha=1.0):
+    """Exponential linear unit (Keras's ``elu``; ``alpha`` may be any number).
+
+    forward:  y = x                   where x > 0
+              y = alpha * (e^x - 1)   elsewhere (expm1: exact for small |x|)
+    backward: dx = dy                 where x > 0
+              dx = dy * (y + alpha)   elsewhere  (= dy * alpha * e^x; so elu'(0) = alpha)
+    """
+    xp = get_array_module(x)
+    alpha = float(alpha)
+    positive = x > 0
+    # expm1 of min(x, 0): the branch that is thrown away for x > 0 cannot overflow
+    y = xp.where(positive, x, alpha * xp.expm1(xp.minimum(x, 0)))
+    return y, (positive, y, alpha)
+
+
+def elu_backward(dy, cache):
+    positive, y, alpha = cache
+    return get_array_module(dy).where(positive, dy, dy * (y + alpha))
+
+
+def leaky_relu_forward(x, negative_slope=0.2):
+    """Leaky relu (the default slope is ``keras.activations.leaky_relu``'s, 0.2; the
+    LeakyReLU layer's default is 0.3).
+
+    forward:  y = x if x >= 0 else negative_slope * x
+    backward: dx = dy if x >= 0 else negative_slope * dy   (slope 1 at x = 0, as JAX)
+    """
+    xp = get_array_module(x)
+    negative_slope = float(negative_slope)
+    kept = x >= 0
+    return xp.where(kept, x, negative_slope * x), (kept, negative_slope)
+
+
+def leaky_relu_backward(dy, cache):
+    kept, negative_slope = cache
+    return get_array_module(dy).where(kept, dy, negative_slope * dy)
+
+
+def relu_forward(x, negative_slope=0.0, max_value=None, threshold=0.0):
+    """Keras's ReLU with arguments (``keras.activations.relu``, the ReLU layer).
+
+    With ``s = negative_slope``, ``m = max_value`` (None: no ceiling), ``t = threshold``:
+
+    forward:  y = clip(x * [x > t], 0, m) - s * max(t - x, 0)
+              i.e. s*(x - t) below t, x from t up to m, m above
+    backward: dx = dy * ([x > t] * c(x) + s * [x < t])
+              c(x) = 1 for x < m, 1/2 at x == m, 0 above (the slope JAX gives
+              ``clip``: a tie of ``minimum`` is split evenly)
+
+    As in Keras, two cases take a shortcut with its own slope at a kink:
+    no ``m`` and ``t == 0`` is ``leaky_relu(s)`` (slope 1 at 0; plain relu when
+    ``s == 0``: slope 0 at 0), and ``m == 6`` with ``t == 0`` is ``relu6``,
+    whose slope at x == 6 is 0. The derivative at a kink is a convention; these
+    are the ones Keras's gradients have.
+    """
+    negative_slope = float(negative_slope)
+    threshold = float(threshold)
+    if max_value is None and threshold == 0:
+        if negative_slope == 0:
+            y, cache = activation_forward(x, "relu")
+            return y, ("relu", cache)
+        y, cache = leaky_relu_forward(x, negative_slope)
+        return y, ("leaky_relu", cache)
+    xp = get_array_module(x)
+    zero, t = x.dtype.type(0), x.dtype.type(threshold)   # Keras casts t to x's type
+    y = xp.where(x > t, x, zero) if threshold != 0 else xp.maximum(x, zero)
+    if max_value is not None:
+        y = xp.minimum(y, x.dtype.type(max_value))
+    if negative_slope != 0:
+        y = y - negative_slope * xp.maximum(t - x, zero)
+    return y, ("general", (x, negative_slope, max_value, threshold))
+
+
+def relu_backward(dy, cache):
+    kind, saved = cache
+    if kind == "relu":
+        return activation_backward(dy, saved)
+    if kind == "leaky_relu":
+        return leaky_relu_backward(dy, saved)
+    x, negative_slope, max_value, threshold = saved
+    xp = get_array_module(x)
+    one, zero = x.dtype.type(1), x.dtype.type(0)
+    t = x.dtype.type(threshold)
+    slope = xp.where(x > t, one, zero)
+    if max_value is not None:
+        m = x.dtype.type(max_value)
+        at_m = zero if (threshold == 0 and max_value == 6) else x.dtype.type(0.5)  # relu6
+        slope = slope * xp.where(x < m, one, xp.where(x == m, at_m, zero))
+    if negative_slope != 0:
+        slope = slope + xp.where(x < t, x.dtype.type(negative_slope), zero)
+    return dy * slope
+
+
+# erfc by W. J. Cody's rational Chebyshev approximations (Math. Comp. 23 (1969) 631-637;
+# netlib SPECFUN, CALERF), one per range of |x|, each good to about 1e-16 relative.
+_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02,
+          3.20937758913846947e03, 1.85777706184603153e-1)
+_ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03,
+          2.84423683343917062e03)
+_ERFC_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01,
+           2.98635138197400131e02, 8.81952221241769090e02, 1.71204761263407058e03,
+           2.05107837782607147e03, 1.23033935479799725e03, 2.15311535474403846e-8)
+_ERFC_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02,
+           1.62138957456669019e03, 3.29079923573345963e03, 4.36261909014324716e03,
+           3.43936767414372164e03, 1.23033935480374942e03)
+_ERFC_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1,
+           1.60837851487422766e-2, 6.58749161529837803e-4, 1.63153871373020978e-2)
+_ERFC_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1,
+           6.05183413124413191e-2, 2.33520497626869185e-3)
+_ERFC_ZERO_FROM = 26.543   # erfc(x) < 1e-308 beyond: it underflows to 0
+
+
+def _rational(t, num, den):
+    """Cody's nested form of P(t) / Q(t): ``num`` has one coefficient more than ``den``
+    (the leading one last), and Q is monic. In place: two arrays, not two per step."""
+    top, bottom = t * num[-1], t.copy()
+    for a, b in zip(num[:len(den) - 1], den[:-1]):
+        top += a
+        top *= t
+        bottom += b
+        bottom *= t
+    top += num[len(den) - 1]
+    bottom += den[-1]
+    top /= bottom
+    return top
+
+
+def erfc(x):
+    """The complementary error function ``erfc(x) = 1 - erf(x)
+    = 2/sqrt(pi) * integral from x to inf of exp(-u**2) du``, element-wise, in float64.
+
+    NumPy has none (SciPy's is not a dependency). |x| <= 0.46875: ``1 - x R1(x**2)``;
+    up to 4: ``exp(-x**2) R2(|x|)``; beyond: ``exp(-x**2)/|x| (1/sqrt(pi) - R3(1/x**2)/x**2)``
+    with Cody's rational functions R; ``exp(-x**2)`` is split into two factors so that the
+    rounding of ``x**2`` does not cost accuracy; ``erfc(-x) = 2 - erfc(x)``.
+    """
+    xp = get_array_module(x)
+    z = xp.asarray(x, dtype=xp.float64)
+    y = xp.abs(z)
+    out = xp.full(z.shape, xp.nan)                  # NaN stays NaN
+    small = y <= 0.46875
+    t = z[small]
+    out[small] = 1 - t * _rational(t * t, _ERF_A, _ERF_B)
+    for low, high in ((0.46875, 4.0), (4.0, _ERFC_ZERO_FROM)):
+        part = (y > low) & (y <= high)
+        t = y[part]
+        if high == 4.0:
+            r = _rational(t, _ERFC_C, _ERFC_D)
+        else:
+            r = (1 / math.sqrt(math.pi) - _rational(1 / (t * t), _ERFC_P, _ERFC_Q) / (t * t)) / t
+        head = xp.trunc(t * 16) / 16                 # exp(-t**2) = exp(-head**2) exp(-rest)
+        out[part] = xp.exp(-head * head) * xp.exp(-(t - head) * (t + head)) * r
+    out[y >= _ERFC_ZERO_FROM] = 0
+    negative = (z < 0) & ~small
+    out[negative] = 2 - out[negative]
+    return out
+
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
+
+
+def gelu_forward(x):
+    """Gaussian error linear unit, exact form (Keras's ``gelu``, ``approximate=False``).
+
+    forward:  y = x * Phi(x),  Phi(x) = erfc(-x / sqrt(2)) / 2  (the standard normal CDF)
+    backward: dx = dy * (Phi(x) + x * phi(x)),  phi(x) = exp(-x**2 / 2) / sqrt(2 pi)
+
+    Phi is computed in float64 (then rounded to x's type) whatever x's type.
+    """
+    cdf = 0.5 * erfc(-x.astype("float64", copy=False) * _SQRT_HALF)
+    y = (x * cdf).astype(x.dtype, copy=False)
+    return y, (x, cdf.astype(x.dtype, copy=False))
+
+
+def gelu_backward(dy, cache):
+    x, cdf = cache
+    xp = get_array_module(x)
+    return dy * (cdf + x * (xp.exp(-0.5 * x * x) * _INV_SQRT_2PI))
+
+
+def silu_forward(x):
+    """Sigmoid linear unit, also called swish (Keras's ``silu``).
+
+    forward:  y = x * s,  s = sigmoid(x)
+    backward: dx = dy * s * (1 + x * (1 - s))   (1 - s computed as sigmoid(-x): near
+              s = 1 the difference would keep only a few bits in float32)
+    """
+    s = sigmoid(x)
+    return x * s, (x, s)
+
+
+def silu_backward(dy, cache):
+    x, s = cache
+    return dy * (s * (1 + x * sigmoid(-x)))
+
+
+def softplus_forward(x):
+    """Softplus (Keras's ``softplus``), the smooth relu.
+
+    forward:  y = log(1 + e^x), computed as logaddexp(x, 0) = max(x, 0) + log1p(e^-|x|),
+              which never overflows (softplus(1000) = 1000) nor loses small values
+    backward: dx = dy * sigmoid(x)
+    """
+    xp = get_array_module(x)
+    return xp.logaddexp(x, 0).astype(x.dtype, copy=False), x
+
+
+def softplus_backward(dy, cache):
+    return dy * sigmoid(cache)
+
+
+# the activation names whose pair is above; called with the defaults of keras.activations
+_PAIRS = {"elu": (elu_forward, elu_backward),
+          "leaky_relu": (leaky_relu_forward, leaky_relu_backward),
+          "gelu": (gelu_forward, gelu_backward),
+          "silu": (silu_forward, silu_backward),
+          "softplus": (softplus_forward, softplus_backward)}
 
 
 # what the compiled epilogue knows: the element-wise activations that need one pass
@@ -92,8 +373,10 @@ def bias_activation_forward(z, b, name, channel_axis=-1):
 
 
 def activation_forward(x, name):
-    """Returns ``(y, cache)``. The cache keeps what the derivative needs:
-    the input for relu, the output for the others."""
+    """``y = name(x)`` for a name of ACTIVATIONS. Returns ``(y, cache)``; the cache
+    keeps what the derivative needs: the input for relu, the output for tanh,
+    sigmoid and softmax, the cache of the op's pair (``elu_forward``, ...) for the
+    others."""
     xp = get_array_module(x)
     if name == "linear":
         return x, (name, None)
@@ -110,15 +393,21 @@ def activation_forward(x, name):
         y = sigmoid(x)
     elif name == "softmax":
         y = softmax(x)
+    elif name in _PAIRS:
+        y, saved = _PAIRS[name][0](x)
+        return y, (name, saved)
     else:
         raise ValueError(f"unknown activation {name!r}; expected one of {list(ACTIVATIONS)}")
     return y, (name, y)
 
 
 def activation_backward(dy, cache):
+    """dL/dx for the ``(name, saved)`` cache of ``activation_forward``."""
     name, saved = cache
     if name == "linear":
         return dy
+    if name in _PAIRS:
+        return _PAIRS[name][1](dy, saved)
     if name in ("relu", "tanh"):
         fast = _epilogue_kernel(dy, name)
         if fast is not None and saved.dtype == dy.dtype and saved.flags.c_contiguous:
