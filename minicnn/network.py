@@ -26,6 +26,7 @@ class Graph:
         self.inputs, self.outputs = list(inputs), list(outputs)
         known = {id(t) for t in self.inputs}
         order, state = [], {}   # state: 1 while a node's inputs are visited, 2 when done
+        first_seen = {}         # depth-first visiting order, as Keras counts it
         for output in self.outputs:
             stack = [(output.node, False)] if output.node is not None else []
             if output.node is None and id(output) not in known:
@@ -43,6 +44,7 @@ class Graph:
                     raise ValueError(f"{owner}: the graph has a cycle through "
                                      f"{node.layer._who()}")
                 state[id(node)] = 1
+                first_seen.setdefault(id(node), len(first_seen))
                 stack.append((node, True))
                 for tensor in reversed(node.inputs):
                     if tensor.node is None:
@@ -53,9 +55,17 @@ class Graph:
                                 f"{[t.name for t in self.inputs]}")
                     elif state.get(id(tensor.node)) != 2:
                         stack.append((tensor.node, False))
-        self.nodes = order
+        # Keras's order: by depth (the longest path to an output) from the deepest, ties
+        # in the order the depth-first walk met them; still topological, since a node's
+        # inputs are deeper than the node.
+        depth = {id(node): 0 for node in order}
+        for node in reversed(order):
+            for tensor in node.inputs:
+                if tensor.node is not None:
+                    depth[id(tensor.node)] = max(depth[id(tensor.node)], depth[id(node)] + 1)
+        self.nodes = sorted(order, key=lambda n: (-depth[id(n)], first_seen[id(n)]))
         self.layers, seen = [], set()
-        for node in order:
+        for node in self.nodes:
             if id(node.layer) in seen:
                 raise ValueError(f"{owner}: {node.layer._who()} is called more than once in "
                                  f"the graph; shared layers are not implemented in minicnn")
