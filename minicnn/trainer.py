@@ -45,7 +45,15 @@ class Trainer:
                 and not self.loss.from_logits
                 and getattr(last, "activation", None) == "softmax")
 
+    def _require_single_io(self, what):
+        if not (self._single_input and self._single_output):
+            raise NotImplementedError(
+                f"{type(self).__name__} '{self.name}': {what} of a model with several inputs "
+                f"or outputs is not implemented in minicnn yet; call the model on a list of "
+                f"arrays instead (model([x1, x2]))")
+
     def _require_compiled(self, what):
+        self._require_single_io(what)
         if self.loss is None:
             raise ValueError(f"{type(self).__name__} '{self.name}': {what} needs compile() first")
 
@@ -187,6 +195,7 @@ class Trainer:
 
     def predict(self, x, batch_size=32, verbose=0):
         """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
+        self._require_single_io("predict()")
         return training.predict(self, x, batch_size=batch_size, verbose=verbose)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True):
