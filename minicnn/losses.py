@@ -5,9 +5,8 @@ The arithmetic lives in ``minicnn.ops.losses``; see its docstring for Keras's
 renormalize-then-clip rule and for how the softmax + cross-entropy gradient is fused.
 """
 
-from .backend import as_array, get_array_module, to_host
+from .backend import as_array, to_host
 from .ops import losses as L
-from .ops.activations import softmax
 
 
 class Loss:
@@ -80,17 +79,13 @@ class CategoricalCrossentropy(Loss):
     def per_sample(self, y_true, y_pred):
         y = self.dense_targets(y_true, y_pred)
         if self.from_logits:
-            xp = get_array_module(y_pred)
-            shifted = y_pred - y_pred.max(axis=-1, keepdims=True)
-            log_p = shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
-            return -(y * log_p).sum(axis=-1)
+            return L.categorical_crossentropy_from_logits(y, y_pred)
         return L.categorical_crossentropy(y, y_pred)
 
     def prepared_gradient(self, y_true, y_pred):
         y = self.dense_targets(y_true, y_pred)
-        if self.from_logits:
-            n = y_pred.size // y_pred.shape[-1]
-            return (softmax(y_pred) - y) / n
+        if self.from_logits:  # (softmax(z) * sum(y) - y) / N: (p - y) / N for one-hot y
+            return L.categorical_crossentropy_from_logits_backward(y, y_pred)
         return L.categorical_crossentropy_backward(y, y_pred)
 
     def get_config(self):
@@ -130,6 +125,33 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
                          checked=True)
 
 
+class BinaryCrossentropy(Loss):
+    """Keras 3's binary cross-entropy: per element ``-(y log c + (1 - y) log(1 - c))``
+    with ``c = clip(p, 1e-7, 1 - 1e-7)`` (no renormalization), or from logits
+    ``y softplus(-z) + (1 - y) softplus(z)`` with ``from_logits=True``; averaged over
+    the last axis per sample, then over the batch. Targets have the outputs' shape
+    (0/1 labels, or soft targets in [0, 1]). A model whose last layer is a sigmoid
+    walks back through the sigmoid from the probabilities' gradient, as Keras's
+    autodiff does (so a sample whose clipped probability saturates sends back 0)."""
+    name = "binary_crossentropy"
+
+    def __init__(self, from_logits=False):
+        self.from_logits = bool(from_logits)
+
+    def per_sample(self, y_true, y_pred):
+        if self.from_logits:
+            return L.binary_crossentropy_from_logits(y_true, y_pred)
+        return L.binary_crossentropy(y_true, y_pred)
+
+    def prepared_gradient(self, y_true, y_pred):
+        if self.from_logits:
+            return L.binary_crossentropy_from_logits_backward(y_true, y_pred)
+        return L.binary_crossentropy_backward(y_true, y_pred)
+
+    def get_config(self):
+        return {"from_logits": self.from_logits}
+
+
 class MeanSquaredError(Loss):
     """Mean of squared errors: per sample over the last axis, then over the batch."""
     name = "mean_squared_error"
@@ -142,6 +164,7 @@ class MeanSquaredError(Loss):
 
 
 _BY_NAME = {
+    "binary_crossentropy": BinaryCrossentropy,
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
     "mean_squared_error": MeanSquaredError,
@@ -149,8 +172,8 @@ _BY_NAME = {
 }
 
 # the classes a model file may name: looked up here only, never as attributes
-CLASSES = {cls.__name__: cls for cls in (CategoricalCrossentropy, SparseCategoricalCrossentropy,
-                                         MeanSquaredError)}
+CLASSES = {cls.__name__: cls for cls in (BinaryCrossentropy, CategoricalCrossentropy,
+                                         SparseCategoricalCrossentropy, MeanSquaredError)}
 
 
 def get(identifier):
@@ -163,6 +186,7 @@ def get(identifier):
                      f"Received: loss={identifier!r}")
 
 
+binary_crossentropy = BinaryCrossentropy()
 categorical_crossentropy = CategoricalCrossentropy()
 sparse_categorical_crossentropy = SparseCategoricalCrossentropy()
 mean_squared_error = mse = MeanSquaredError()

@@ -32,9 +32,10 @@ class Trainer:
         self.loss = losses_module.get(loss)
         self.metric_names, self._metric_fns = [], []
         for metric in metrics or []:
-            name, fn = metrics_module.get(metric)
+            name, fn = metrics_module.get(metric, loss=self.loss)
             self.metric_names.append(name)
             self._metric_fns.append(fn)
+        self.metric_names = metrics_module.unique_names(self.metric_names)  # Keras's _1, _2
 
     def _fused_softmax_loss(self):
         """True when the backward walk can start at the softmax input with (p - y)/N."""

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from scipy.special import log_softmax
+from scipy.special import expit, log_softmax
 from scipy.special import softmax as scipy_softmax
 
 from minicnn import losses, ops
@@ -327,3 +327,324 @@ def test_from_logits_gradient_is_softmax_minus_y_over_n():
     np.testing.assert_allclose(losses.SparseCategoricalCrossentropy(from_logits=True)
                                .gradient(labels, z), expected, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(numeric_grad(lambda a: loss(y, a), z), expected, atol=1e-8)
+
+
+def test_from_logits_gradient_with_soft_targets_not_summing_to_one():
+    """Keras: -sum(y log_softmax(z)), whose gradient is (softmax(z) sum(y) - y)/N; it is
+    (p - y)/N only for targets that sum to 1."""
+    z = np.random.default_rng(4).normal(size=(4, 3))
+    y = np.random.default_rng(5).uniform(0, 1, (4, 3))  # rows sum to anything
+    loss = losses.CategoricalCrossentropy(from_logits=True)
+    expected = (scipy_softmax(z, axis=-1) * y.sum(axis=1, keepdims=True) - y) / 4
+    np.testing.assert_allclose(loss.gradient(y, z), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(numeric_grad(lambda a: loss(y, a), z), expected, atol=1e-8)
+
+
+# ============================================================================
+# binary cross-entropy (Keras 3: clip, no renormalization, mean over the last axis)
+# ============================================================================
+def keras_bce(y, p):
+    """Per sample: clip to [1e-7, 1 - 1e-7], -(y log c + (1 - y) log(1 - c)), mean_last."""
+    c = np.clip(p, 1e-7, 1 - 1e-7)
+    return (-(y * np.log(c) + (1 - y) * np.log(1 - c))).mean(axis=-1)
+
+
+def keras_bce_logits(y, z):
+    return (y * np.logaddexp(0, -z) + (1 - y) * np.logaddexp(0, z)).mean(axis=-1)
+
+
+@pytest.mark.parametrize("p, y, expected", [
+    ([0.0], [1.0], CLIPPED_TRUE_CLASS),           # p = 0 for a positive: clipped to 1e-7
+    ([1.0], [0.0], CLIPPED_TRUE_CLASS),           # p = 1 for a negative: 1 - p clipped
+    ([1.0], [1.0], 1.00000005e-7),                # -log(1 - 1e-7)
+    ([0.5], [1.0], math.log(2)),
+    ([0.2, 0.2], [1.0, 0.0], (-math.log(0.2) - math.log(0.8)) / 2),  # not renormalized
+    ([0.9, 0.9, 0.9], [1.0, 1.0, 1.0], -math.log(0.9)),  # rows need not sum to 1
+    ([0.3], [0.25], -(0.25 * math.log(0.3) + 0.75 * math.log(0.7))),  # soft target
+])
+def test_bce_clips_without_renormalizing(p, y, expected):
+    value = losses.BinaryCrossentropy()(np.array([y]), np.array([p]))
+    assert type(value) is float
+    assert value == pytest.approx(expected, rel=1e-7)
+
+
+@pytest.mark.parametrize("shape", [(5, 1), (5, 3), (3, 2, 2, 4)])
+def test_bce_is_the_mean_over_the_last_axis_then_the_batch(shape):
+    rng = np.random.default_rng(0)
+    p, y = rng.uniform(0, 1, shape), rng.integers(0, 2, shape).astype(float)
+    p.flat[0] = 0.0
+    loss = losses.BinaryCrossentropy()
+    per_sample = loss.per_sample(*loss.prepare(y, p))
+    assert per_sample.shape == shape[:-1]
+    np.testing.assert_allclose(per_sample, keras_bce(y, p), rtol=1e-12)
+    assert loss(y, p) == pytest.approx(keras_bce(y, p).mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(4, 1), (3, 2, 3)])
+def test_bce_gradient_matches_central_differences(shape):
+    rng = np.random.default_rng(1)
+    p, y = rng.uniform(0.05, 0.95, shape), rng.uniform(0, 1, shape)
+    loss = losses.BinaryCrossentropy()
+    expected = (-y / p + (1 - y) / (1 - p)) / p.size
+    np.testing.assert_allclose(loss.gradient(y, p), expected, rtol=1e-12)
+    np.testing.assert_allclose(numeric_grad(lambda a: loss(y, a), p), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_bce_gradient_is_zero_where_clipped_and_half_on_a_bound(dtype):
+    """JAX's clip = minimum(maximum(p, lo), hi) splits a tie's gradient: exactly on
+    1e-7 or 1 - 1e-7 (in p's own float type) the gradient is half the open one."""
+    lo, hi = dtype(1e-7), dtype(1 - 1e-7)
+    p = np.array([[0.0, 1.0, lo, hi, 0.25, 1e-9]], dtype=dtype)
+    y = np.array([[1, 0, 0, 1, 1, 0]], dtype=dtype)
+    grad = losses.BinaryCrossentropy().gradient(y, p)
+    assert grad.dtype == dtype
+    with np.errstate(divide="ignore"):
+        open_ = (-y / p.astype("f8") + (1 - y) / (1 - p.astype("f8"))) / 6
+    np.testing.assert_allclose(grad[0, :2], 0)
+    np.testing.assert_allclose(grad[0, 2:4], 0.5 * open_[0, 2:4], rtol=1e-6)
+    np.testing.assert_allclose(grad[0, 4], open_[0, 4], rtol=1e-6)
+    assert grad[0, 5] == 0
+
+
+def test_cce_gradient_is_half_where_the_renormalized_probability_is_on_a_bound():
+    """The same tie rule through the renormalization (checked live against jax.grad
+    below): p = [1e-7, 1 - 1e-7] sums to 1 exactly, so both are on a bound."""
+    p = np.array([[1e-7, 1 - 1e-7], [0.5, 0.5]])
+    y = np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert p[0].sum() == 1.0
+    expected = np.array([[0.5 / 2, (0.5 - 0.5 / (1 - 1e-7)) / 2], [-0.5, 0.5]])
+    for grad in cce_gradients(y, p):
+        np.testing.assert_allclose(grad, expected, rtol=1e-12)
+
+
+def test_bce_from_logits_is_finite_for_huge_logits():
+    z = np.array([[1000.0, -1000.0, 0.0, 30.0]])
+    y = np.array([[0.0, 0.0, 1.0, 1.0]])
+    loss = losses.BinaryCrossentropy(from_logits=True)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        value, grad = loss(y, z), loss.gradient(y, z)
+    assert value == pytest.approx((1000 + 0 + math.log(2) + math.log1p(math.exp(-30))) / 4,
+                                  rel=1e-12)
+    # (sigmoid(z) - y)/4, written without the cancellation of sigmoid(30) - 1
+    np.testing.assert_allclose(grad, ((1 - y) * expit(z) - y * expit(-z)) / 4, rtol=1e-12,
+                               atol=1e-300)
+    assert grad[0, 3] == pytest.approx(-math.exp(-30) / (1 + math.exp(-30)) / 4, rel=1e-12)
+
+
+def test_bce_from_logits_gradient_matches_central_differences():
+    rng = np.random.default_rng(2)
+    z, y = rng.normal(size=(3, 4)) * 3, rng.uniform(0, 1, (3, 4))
+    loss = losses.BinaryCrossentropy(from_logits=True)
+    np.testing.assert_allclose(loss.gradient(y, z), numeric_grad(lambda a: loss(y, a), z),
+                               rtol=1e-6, atol=1e-10)
+
+
+def test_bce_by_name_class_table_and_config():
+    assert isinstance(losses.get("binary_crossentropy"), losses.BinaryCrossentropy)
+    assert losses.CLASSES["BinaryCrossentropy"] is losses.BinaryCrossentropy
+    assert losses.BinaryCrossentropy(from_logits=True).get_config() == {"from_logits": True}
+    assert losses.BinaryCrossentropy().name == "binary_crossentropy"
+    assert not isinstance(losses.BinaryCrossentropy(), losses.CategoricalCrossentropy)
+
+
+@pytest.mark.parametrize("y_shape, output_shape", [((6,), (1,)), ((6, 2), (3,)),
+                                                   ((6, 1, 3), (3,))])
+def test_bce_targets_must_have_the_outputs_shape(y_shape, output_shape):
+    loss = losses.BinaryCrossentropy()
+    loss.check_targets(np.zeros((6,) + output_shape), output_shape, "Model 'm': fit() (y)")
+    with pytest.raises(ValueError, match=r"Model 'm': fit\(\) \(y\)"):
+        loss.check_targets(np.zeros(y_shape), output_shape, "Model 'm': fit() (y)")
+    with pytest.raises(TypeError, match="Model 'm'"):
+        loss.check_targets(np.array([["a"]] * 6), (1,), "Model 'm'")
+    with pytest.raises(ValueError, match="same shape"):
+        loss(np.zeros(y_shape), np.full((6,) + output_shape, 0.5))
+
+
+# ============================================================================
+# properties (hypothesis)
+# ============================================================================
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+PROPS = settings(max_examples=60, deadline=None)
+
+
+def _arrays(shape, low, high):
+    return hnp.arrays(np.float64, shape, elements=st.floats(low, high, allow_nan=False))
+
+
+@PROPS
+@given(st.data())
+def test_bce_from_logits_equals_bce_of_sigmoid_where_nothing_clips(data):
+    shape = data.draw(st.sampled_from([(1, 1), (3, 1), (2, 4), (2, 2, 3)]))
+    z = data.draw(_arrays(shape, -12, 12))
+    y = data.draw(_arrays(shape, 0, 1))
+    p = 1 / (1 + np.exp(-z))
+    logits, probs = losses.BinaryCrossentropy(from_logits=True), losses.BinaryCrossentropy()
+    assert logits(y, z) == pytest.approx(probs(y, p), rel=1e-9, abs=1e-12)
+    assert logits(y, z) >= 0
+    # chain rule through the sigmoid: dL/dz = dL/dp * p (1 - p)
+    np.testing.assert_allclose(logits.gradient(y, z), probs.gradient(y, p) * p * (1 - p),
+                               rtol=1e-7, atol=1e-15)
+
+
+@PROPS
+@given(st.data())
+def test_cross_entropy_gradients_match_central_differences(data):
+    k = data.draw(st.integers(2, 4))
+    n = data.draw(st.integers(1, 3))
+    kind = data.draw(st.sampled_from(["bce", "cce", "cce_logits", "bce_logits"]))
+    if kind.endswith("logits"):
+        x = data.draw(_arrays((n, k), -5, 5))
+    else:
+        x = data.draw(_arrays((n, k), 0.1, 0.9))  # central differences need p away from 0
+    y = data.draw(_arrays((n, k), 0, 1))
+    loss = {"bce": losses.BinaryCrossentropy(), "cce": losses.CategoricalCrossentropy(),
+            "cce_logits": losses.CategoricalCrossentropy(from_logits=True),
+            "bce_logits": losses.BinaryCrossentropy(from_logits=True)}[kind]
+    np.testing.assert_allclose(loss.gradient(y, x), numeric_grad(lambda a: loss(y, a), x),
+                               rtol=1e-5, atol=1e-8)
+
+
+# ============================================================================
+# live: Keras 3 (JAX backend, CPU) computes the same values and jax.grad gradients
+# ============================================================================
+# Keras 3.15 on numpy 2 warns about its own Variable.__array__ in get_weights().
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def keras():
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    pytest.importorskip("jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip(f"the live checks need Keras's JAX backend, not "
+                    f"{keras.backend.backend()!r}")
+    return keras
+
+
+def _probs(rng, shape, normalized):
+    """Probabilities with every edge case Keras's clip has: exact 0 and 1, below and
+    above the limits, and values away from them."""
+    p = rng.uniform(0.01, 1.0, shape)
+    if normalized:
+        p /= p.sum(axis=-1, keepdims=True)
+    flat = p.reshape(-1)
+    flat[:6] = [0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 1e-3]
+    return p
+
+
+def _loss_case(name, rng, dtype):
+    """(Keras class name, kwargs, y_true, y_pred) for a case id."""
+    k = 4
+    if name.startswith("bce"):
+        shape = {"bce_n1": (7, 1), "bce_nk": (5, k), "bce_4d": (3, 2, 2, k)}[name[:6]]
+        y = rng.integers(0, 2, shape).astype(dtype)
+        y.reshape(-1)[-2:] = [0.3, 0.8]  # soft targets too
+        if name.endswith("logits"):
+            z = rng.normal(size=shape) * 6
+            z.reshape(-1)[:3] = [40.0, -40.0, 0.0]
+            return "BinaryCrossentropy", {"from_logits": True}, y, z.astype(dtype)
+        return "BinaryCrossentropy", {}, y, _probs(rng, shape, False).astype(dtype)
+    labels = rng.integers(0, k, 6)
+    labels[:2] = [1, 0]  # row 0 has p = 0 on its class, row 1 has p = 1
+    sparse = name.startswith("sparse")
+    y = labels.reshape(-1, 1) if name.endswith("n1") else labels if sparse \
+        else np.eye(k, dtype=dtype)[labels]
+    cls = "SparseCategoricalCrossentropy" if sparse else "CategoricalCrossentropy"
+    if "soft" in name:
+        y = rng.uniform(0, 1, (6, k)).astype(dtype)  # rows need not sum to 1
+    if "logits" in name:
+        z = rng.normal(size=(6, k)) * 5
+        z[0] = [30.0, -30.0, 0.0, 3.0]
+        return cls, {"from_logits": True}, y, z.astype(dtype)
+    return cls, {}, y, _probs(rng, (6, k), normalized="raw" not in name).astype(dtype)
+
+
+LOSS_CASES = ["bce_n1", "bce_nk", "bce_4d", "bce_n1_logits", "bce_nk_logits", "bce_4d_logits",
+              "cce", "cce_raw", "cce_soft", "cce_logits", "cce_soft_logits",
+              "sparse_n", "sparse_n1", "sparse_logits", "sparse_n1_logits", "mse"]
+
+
+def _keras_value_and_grad(keras, cls, kwargs, y, p, x64):
+    import jax
+    with jax.enable_x64(x64):
+        loss = getattr(keras.losses, cls)(dtype="float64" if x64 else None, **kwargs)
+        # jitted: one XLA compilation instead of one per primitive (seconds, eagerly)
+        value, grad = jax.jit(jax.value_and_grad(lambda q: loss(y, q)))(p)
+        return float(value), np.asarray(grad)
+
+
+@pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
+@pytest.mark.parametrize("case", LOSS_CASES)
+def test_loss_value_and_gradient_match_keras(keras, case, x64):
+    """Keras's value and jax.grad of it, in float64 (JAX x64; Keras's ops.mean still
+    goes through float32, so BCE and MSE agree to ~1e-7 there) and in float32 (Keras's
+    default)."""
+    dtype = np.float64 if x64 else np.float32
+    rng = np.random.default_rng(LOSS_CASES.index(case))
+    if case == "mse":
+        cls, kwargs = "MeanSquaredError", {}
+        y, p = rng.normal(size=(5, 3)).astype(dtype), rng.normal(size=(5, 3)).astype(dtype)
+    else:
+        cls, kwargs, y, p = _loss_case(case, rng, dtype)
+    expected, expected_grad = _keras_value_and_grad(keras, cls, kwargs, y, p, x64)
+    ours = getattr(losses, cls)(**kwargs)
+    value, grad = ours(y, p), ours.gradient(y, p)
+    assert grad.dtype == dtype and grad.shape == p.shape
+    exact = x64 and cls.endswith("CategoricalCrossentropy")
+    rtol = 1e-12 if exact else 2e-6 if x64 else 2e-5
+    assert value == pytest.approx(expected, rel=rtol)
+    scale = np.abs(expected_grad).max()
+    np.testing.assert_allclose(grad, expected_grad, rtol=rtol, atol=rtol * scale * 1e-3)
+
+
+@pytest.mark.parametrize("x64", [True, False], ids=["float64", "float32"])
+@pytest.mark.parametrize("cls", ["BinaryCrossentropy", "CategoricalCrossentropy"])
+def test_gradient_on_a_clip_bound_matches_keras(keras, cls, x64):
+    """Exactly on 1e-7 or 1 - 1e-7 (in the array's float type) jax.grad gives half."""
+    dtype = np.float64 if x64 else np.float32
+    p = np.array([[1e-7, 1 - 1e-7], [0.5, 0.5]], dtype=dtype)
+    y = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=dtype)
+    _, expected = _keras_value_and_grad(keras, cls, {}, y, p, x64)
+    np.testing.assert_allclose(getattr(losses, cls)().gradient(y, p), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("loss_name, activation, units, target", [
+    ("bce", "sigmoid", 1, "binary"),
+    ("bce", "sigmoid", 3, "multi"),
+    ("bce_logits", None, 3, "multi"),
+    ("cce_logits", None, 3, "one_hot"),
+    ("sparse_logits", None, 3, "sparse"),
+])
+def test_one_training_step_matches_keras(keras, loss_name, activation, units, target):
+    """A Dense model, the same weights, one SGD step on one batch: Keras's reported loss
+    and new weights (the loss's gradient walked back through the model)."""
+    import minicnn as mc
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(8, 5)).astype("f4") * 2
+    y = {"binary": rng.integers(0, 2, (8, 1)).astype("f4"),
+         "multi": rng.integers(0, 2, (8, 3)).astype("f4"),
+         "one_hot": np.eye(3, dtype="f4")[rng.integers(0, 3, 8)],
+         "sparse": rng.integers(0, 3, 8)}[target]
+
+    def make_loss(module):
+        cls = {"bce": "BinaryCrossentropy", "cce": "CategoricalCrossentropy",
+               "sparse": "SparseCategoricalCrossentropy"}[loss_name.split("_")[0]]
+        return getattr(module, cls)(from_logits=loss_name.endswith("logits"))
+
+    k_model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(units, activation)])
+    k_model.compile(keras.optimizers.SGD(0.5), make_loss(keras.losses))
+    ours = mc.Sequential([mc.layers.Dense(units, activation=activation, input_shape=(5,))])
+    ours.set_weights(k_model.get_weights())
+    ours.compile(mc.optimizers.SGD(0.5), make_loss(losses))
+    expected = float(k_model.train_on_batch(x, y))
+    assert ours.train_on_batch(x, y) == pytest.approx(expected, rel=1e-5)
+    for a, b in zip(ours.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
