@@ -30,7 +30,7 @@ import zipfile
 
 import numpy as np
 
-from . import file_checks, loading, losses, saving
+from . import file_checks, keras_graph, loading, losses, saving
 from .file_checks import _h5py, refuse
 
 KERAS_SUFFIXES = (".keras", ".weights.h5", ".h5")
@@ -48,6 +48,14 @@ _ARGUMENTS = {
     "Dropout": ("rate", "seed"),
     "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale", "synchronized"),
     "Activation": ("activation",),
+    "Add": (), "Subtract": (), "Multiply": (), "Average": (), "Maximum": (), "Minimum": (),
+    "Concatenate": ("axis",), "GlobalAveragePooling2D": ("data_format", "keepdims"),
+    "GlobalMaxPooling2D": ("data_format", "keepdims"), "ZeroPadding2D": ("padding", "data_format"),
+    "Cropping2D": ("cropping", "data_format"),
+    "UpSampling2D": ("size", "data_format", "interpolation"), "Reshape": ("target_shape",),
+    "Rescaling": ("scale", "offset"), "Identity": (), "Softmax": ("axis",),
+    "ReLU": ("max_value", "negative_slope", "threshold"), "LeakyReLU": ("negative_slope",),
+    "ELU": ("alpha",),
 }
 _DEFAULTS = {"dilation_rate": ((1, 1), 1), "groups": (1,), "noise_shape": (None,),
              "renorm": (False,),
@@ -102,7 +110,8 @@ def check_writable(model, path):
             reason = "padding='full' has no Keras equivalent"
         if reason:
             raise ValueError(
-                f"Sequential '{model.name}': cannot write {os.fspath(path)!r} in a Keras "
+                f"{type(model).__name__} '{model.name}': cannot write {os.fspath(path)!r} in a "
+                f"Keras "
                 f"format: layer '{layer.name}' ({reason}). Save it to a path ending in "
                 f"'.npz' (minicnn's own format), which keeps every minicnn feature")
 
@@ -179,6 +188,12 @@ def _compile_config(model):
 
 def keras_config(model):
     """The ``config.json`` of a ``.keras`` archive for ``model``."""
+    if type(model).__name__ != "Sequential":
+        config = keras_graph.functional_config(model, _keras_layer_config)
+        compiled = _compile_config(model)
+        if compiled is not None:
+            config["compile_config"] = compiled
+        return config
     layers = [{"module": "keras.layers", "class_name": "InputLayer",
                "config": {"batch_shape": [None, *model._sample_in], "dtype": "float32",
                           "sparse": False, "ragged": False, "name": "input_layer",
@@ -369,10 +384,13 @@ def _layer_from_config(entry, path):
 
 
 def _model_from_config(config, path):
+    if isinstance(config, dict) and config.get("class_name") in ("Functional", "Model"):
+        return keras_graph.functional_from_config(config, path,
+                                                  lambda e: _layer_from_config(e, path))
     if not isinstance(config, dict) or config.get("class_name") != "Sequential":
         kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
-        refuse(path, f"holds a {kind} model; minicnn reads Sequential models only "
-                     "(a functional graph cannot be represented)")
+        refuse(path, f"holds a {kind} model; minicnn reads Sequential and functional "
+                     "models")
     body = file_checks.check_types(path, "the model's config", config.get("config") or {})
     entries = body.get("layers") or []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):

@@ -15,13 +15,6 @@ class FileMethods:
     """save, save_weights, load_weights and the random state kept in files, for
     ``Model``."""
 
-    def _require_sequential(self, what):
-        if type(self).__name__ != "Sequential":
-            raise NotImplementedError(
-                f"{type(self).__name__} '{self.name}': {what} of a functional model's "
-                f"architecture is not implemented in minicnn yet; save_weights and "
-                f"load_weights work (into a model built by the same code)")
-
     def get_config(self):
         """The architecture as JSON: a Sequential model's layers in order; a functional
         model's layers in the order they run, each with the tensors it was called on
@@ -73,8 +66,6 @@ class FileMethods:
         Keras 3 archive for ``.keras``, minicnn's own format for other suffixes (which
         also keeps the random state of training, so resuming from it is exact)."""
         self._require_built("save()")
-        if keras_files.keras_format(path) is not None:
-            self._require_sequential("saving to Keras's formats")
         if keras_files.write(self, path, "save"):
             return
         header = {"kind": "model", "model": self.get_config()}

@@ -240,8 +240,6 @@ def test_graph_errors_name_the_problem():
         mc.Model(np.zeros((1, 4)), out)
     with pytest.raises(ValueError, match="one shape"):
         mc.layers.Add()([a, mc.Input((3,))])
-    with pytest.raises(NotImplementedError, match="functional model's architecture"):
-        mc.Model([a, b], out).save("never.keras")
 
 
 # ---------------------------------------------------------------------------------
@@ -280,3 +278,38 @@ def test_a_graph_naming_a_later_layer_is_refused(tmp_path):
     with pytest.raises(ValueError, match="neither an input nor an earlier layer") as info:
         mc.models.load_model(str(path))
     assert str(path) in str(info.value)
+
+
+def test_keras_opens_a_minicnn_functional_keras_file_and_steps_alike(tmp_path):
+    keras = keras_or_skip()
+    x, y = data(16)
+    mc.utils.set_random_seed(4)
+    ours = residual(mc, mc.layers, frozen=("c",))
+    ours.compile("adam", "sparse_categorical_crossentropy")
+    ours.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "residual.keras")
+    ours.save(path)
+    theirs = keras.saving.load_model(path)
+    assert [layer.name for layer in theirs.layers if layer.name != "image"] == \
+        [layer.name for layer in ours.layers] or len(theirs.layers) == len(ours.layers) + 1
+    assert not theirs.get_layer("c").trainable
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x), atol=2e-6)
+    ours.train_on_batch(x, y)
+    theirs.train_on_batch(x, y)
+    assert_same(ours, theirs, atol=5e-6)
+
+
+def test_minicnn_opens_a_keras_functional_file_and_steps_alike(tmp_path):
+    keras = keras_or_skip()
+    x, y = data(16)
+    theirs = residual(keras, keras.layers)
+    theirs.compile("sgd", "sparse_categorical_crossentropy")
+    theirs.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    path = str(tmp_path / "keras_residual.keras")
+    theirs.save(path)
+    ours = mc.models.load_model(path)
+    assert type(ours) is mc.Model and ours.optimizer.iterations == 2
+    np.testing.assert_allclose(ours.predict(x), theirs.predict(x, verbose=0), atol=2e-6)
+    ours.train_on_batch(x, y)
+    theirs.train_on_batch(x, y)
+    assert_same(ours, theirs, atol=5e-6)

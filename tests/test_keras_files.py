@@ -240,14 +240,22 @@ def test_a_lambda_layer_is_refused_and_never_run(tmp_path):
         load_model(path)
 
 
-def test_a_functional_graph_is_refused(tmp_path):
+def test_a_functional_graph_loads_and_a_shared_layer_is_refused(tmp_path):
     inputs = keras.Input((4,))
     a, b = kl.Dense(2)(inputs), kl.Dense(2)(inputs)
     km = keras.Model(inputs, kl.Add()([a, b]))
     path = str(tmp_path / "graph.keras")
     km.save(path)
-    with pytest.raises(ValueError, match="Sequential models only"):
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    np.testing.assert_allclose(load_model(path).predict(x), km.predict(x, verbose=0),
+                               atol=1e-6)
+    shared = kl.Dense(4)
+    km = keras.Model(inputs, shared(shared(inputs)))
+    path = str(tmp_path / "shared.keras")
+    km.save(path)
+    with pytest.raises(ValueError, match="no shared layers") as info:
         load_model(path)
+    assert path in str(info.value)
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path):
