@@ -56,6 +56,10 @@ class Sequential(Model):
             self._input_tensor = layer
             self.build(layer.shape)
             return
+        if isinstance(layer, Model):
+            raise NotImplementedError(f"Sequential '{self.name}': a model used as a layer of "
+                                      f"another model is not implemented in minicnn yet. "
+                                      f"Received: {layer!r}")
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a minicnn layer. Received: {layer!r}")
         if any(existing.name == layer.name for existing in self.layers):
