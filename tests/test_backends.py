@@ -1,9 +1,17 @@
 """Every backend computes the same layers: numba against numpy, forward and backward,
 over random configurations of every padding mode, stride and data format; and the
-backend registry's errors."""
+backend registry's errors.
+
+Each comparison also says which of numba's kernels must have run (recorded by
+tests/kernel_spy.py): where none serves a case (float64 through the float32-only
+epilogue, layers without kernels) it says ARRAY_PATH, so a comparison of NumPy with
+itself is a stated fact, not an accident."""
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from kernel_spy import ARRAY_PATH, CONV_PATH_KERNELS, spy_kernels
 
 import minicnn as mc
 from minicnn.layers import (Activation, AveragePooling2D, BatchNormalization, Conv2D, Dense,
@@ -21,20 +29,36 @@ def run(backend, make_layer, x, dy_seed, training=True):
         mc.utils.set_random_seed(7)
         layer = make_layer()
         y = layer.forward(x, training=training)
-        dy = np.random.default_rng(dy_seed).standard_normal(y.shape)
+        dy = np.random.default_rng(dy_seed).standard_normal(y.shape).astype(y.dtype)
         dx = layer.backward(dy)
         return [mc.backend.to_host(a) for a in (y, dx, *layer.get_gradients())]
     finally:
         mc.backend.set_backend("numpy")
 
 
-def assert_same_on_numba(make_layer, x, training=True):
-    mc.backend.set_floatx("float64")
+EXTREME_POOL = frozenset({"extreme_pool_forward", "extreme_pool_backward"})
+AVG_POOL = frozenset({"avg_pool_forward", "avg_pool_backward"})
+EPILOGUE = frozenset({"bias_activation"})                     # bias and/or activation
+EPILOGUE_AND_GRADIENT = EPILOGUE | {"activation_gradient"}    # relu/tanh, both ways
+
+
+def assert_same_on_numba(make_layer, x, kernels, training=True, dtype="float64"):
+    """numba computes what numpy computes for a fresh layer, forward and backward,
+    with exactly ``kernels`` of numba's set run, on ``dtype`` (ARRAY_PATH: none; the
+    numba backend must take the plain array code then)."""
+    mc.backend.set_floatx(dtype)
+    x = x.astype(dtype)
     expected = run("numpy", make_layer, x, 1, training)
-    actual = run("numba", make_layer, x, 1, training)
+    with spy_kernels("numba") as spy:
+        actual = run("numba", make_layer, x, 1, training)
+    spy.assert_ran(kernels)
+    for name in spy.ran:
+        assert spy.dtypes(name) == {np.dtype(dtype)}, name
     assert len(actual) == len(expected)
+    tol = dict(rtol=1e-12, atol=1e-12) if dtype == "float64" else dict(rtol=1e-5, atol=2e-6)
     for a, e in zip(actual, expected):
-        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
+        assert a.dtype == e.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a, e, **tol)
 
 
 @st.composite
@@ -57,8 +81,10 @@ def window_configs(draw, paddings):
 def test_conv2d_same_on_numba(config, filters, activation, use_bias):
     padding, k, s, data_format, shape, seed = config
     x = np.random.default_rng(seed).standard_normal(shape)
+    # at most 16 window cells and 4 channels: im2col's path; float64: no epilogue kernel
     assert_same_on_numba(lambda: Conv2D(filters, k, s, padding, activation=activation,
-                                        use_bias=use_bias, data_format=data_format), x)
+                                        use_bias=use_bias, data_format=data_format), x,
+                         CONV_PATH_KERNELS["im2col"])
 
 
 def pool_input(shape, seed, values, cls):
@@ -69,6 +95,10 @@ def pool_input(shape, seed, values, cls):
     if values == "nan" and cls is not AveragePooling2D:
         x[rng.random(shape) < 0.1] = np.nan
     return x
+
+
+def pool_kernels(cls):
+    return AVG_POOL if cls is AveragePooling2D else EXTREME_POOL
 
 
 def adam_results(backend, start, steps):
@@ -90,26 +120,41 @@ def test_pooling_same_on_numba(config, cls, ties):
     rng = np.random.default_rng(seed)
     # With ties (values from {-1, 0, 1}) both backends must pick the same first cell.
     x = rng.integers(-1, 2, shape).astype(float) if ties else rng.standard_normal(shape)
-    assert_same_on_numba(lambda: cls(k, s, padding, data_format=data_format), x)
+    assert_same_on_numba(lambda: cls(k, s, padding, data_format=data_format), x,
+                         pool_kernels(cls))
 
 
 @needs_numba
-@pytest.mark.parametrize("make_layer, shape, training", [
-    (lambda: Dense(5, activation="softmax"), (4, 7), True),
-    (lambda: Dense(3, activation="sigmoid"), (2, 3, 6), True),
-    (lambda: Flatten(), (2, 3, 4, 5), True),
-    (lambda: Flatten(data_format="channels_first"), (2, 3, 4, 5), True),
-    (lambda: Activation("softmax"), (3, 6), True),
-    (lambda: Dropout(0.3, seed=1), (4, 6), True),
-    (lambda: BatchNormalization(), (6, 5), True),
-    (lambda: BatchNormalization(), (3, 4, 4, 2), True),
-    (lambda: BatchNormalization(axis=1), (3, 2, 4, 4), True),
-    (lambda: BatchNormalization(), (3, 4, 4, 2), False),
-], ids=["dense-softmax", "dense-rank3", "flatten", "flatten-cf", "softmax", "dropout",
-        "bn-dense", "bn-conv", "bn-cf", "bn-inference"])
-def test_other_layers_same_on_numba(make_layer, shape, training):
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("make_layer, shape, training, float32_kernels", [
+    # softmax and sigmoid have no kernel: their bias add is NumPy's too
+    (lambda: Dense(5, activation="softmax"), (4, 7), True, ARRAY_PATH),
+    (lambda: Dense(3, activation="sigmoid"), (2, 3, 6), True, ARRAY_PATH),
+    (lambda: Dense(4, activation="relu"), (3, 2, 5), True, EPILOGUE_AND_GRADIENT),
+    (lambda: Dense(4, activation="tanh", use_bias=False), (5, 6), True, EPILOGUE_AND_GRADIENT),
+    (lambda: Dense(3, use_bias=False), (4, 6), True, ARRAY_PATH),  # nothing to add or apply
+    (lambda: Dense(3), (4, 6), True, EPILOGUE),  # the bias add alone
+    (lambda: Flatten(), (2, 3, 4, 5), True, ARRAY_PATH),
+    (lambda: Flatten(data_format="channels_first"), (2, 3, 4, 5), True, ARRAY_PATH),
+    (lambda: Activation("softmax"), (3, 6), True, ARRAY_PATH),
+    (lambda: Activation("relu"), (3, 4, 6), True, EPILOGUE_AND_GRADIENT),
+    (lambda: Activation("tanh"), (5, 7), True, EPILOGUE_AND_GRADIENT),
+    (lambda: Dropout(0.3, seed=1), (4, 6), True, ARRAY_PATH),
+    (lambda: BatchNormalization(), (6, 5), True, ARRAY_PATH),
+    (lambda: BatchNormalization(), (3, 4, 4, 2), True, ARRAY_PATH),
+    (lambda: BatchNormalization(axis=1), (3, 2, 4, 4), True, ARRAY_PATH),
+    (lambda: BatchNormalization(), (3, 4, 4, 2), False, ARRAY_PATH),
+], ids=["dense-softmax", "dense-rank3", "dense-relu", "dense-tanh-nobias",
+        "dense-linear-nobias", "dense-linear", "flatten", "flatten-cf", "softmax", "relu", "tanh",
+        "dropout", "bn-dense", "bn-conv", "bn-cf", "bn-inference"])
+def test_other_layers_same_on_numba(make_layer, shape, training, float32_kernels, dtype):
+    """numba's element-wise kernels (the bias + activation epilogue and the relu/tanh
+    gradient) serve float32 only: float64 takes the plain array path on numba too, and
+    so do, in either type, the layers that have no kernel (softmax, sigmoid, flatten,
+    dropout, batch norm)."""
     x = np.random.default_rng(3).standard_normal(shape)
-    assert_same_on_numba(make_layer, x, training)
+    kernels = float32_kernels if dtype == "float32" else ARRAY_PATH
+    assert_same_on_numba(make_layer, x, kernels, training, dtype)
 
 
 @needs_numba
@@ -133,7 +178,12 @@ def test_training_a_model_is_the_same_on_numba():
         finally:
             mc.backend.set_backend("numpy")
 
-    for a, b in zip(train("numba"), train("numpy")):
+    with spy_kernels("numba") as spy:
+        on_numba = train("numba")
+    spy.assert_ran(CONV_PATH_KERNELS["im2col"] | EXTREME_POOL | AVG_POOL
+                   | EPILOGUE_AND_GRADIENT | {"adam_update"})
+    assert all(spy.dtypes(name) == {np.dtype("float32")} for name in spy.ran)
+    for a, b in zip(on_numba, train("numpy")):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
@@ -168,9 +218,18 @@ def test_im2col_in_chunks_gives_the_same_result(backend, budget):
     expected = run("numpy", make, x, 2)
     mc.backend.set_im2col_budget(budget)
     try:
-        actual = run(backend, make, x, 2)
+        with (spy_kernels("numba") if "numba" in BACKENDS else nullcontext()) as spy:
+            actual = run(backend, make, x, 2)
     finally:
         mc.backend.set_im2col_budget(None)
+    if backend == "numba":
+        # one image's matrix (5 * 8 * 3 * 2 * 3 float64 values, 5760 bytes) is larger
+        # than either budget: one image per chunk, each folded back by its own col2im
+        spy.assert_ran(CONV_PATH_KERNELS["im2col"])
+        assert spy.count("col2im") == len(x)
+        assert spy.count("im2col") >= len(x)
+    elif spy is not None:
+        spy.assert_ran(ARRAY_PATH)
     for a, e in zip(actual, expected):
         np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12)
 
@@ -187,7 +246,7 @@ def test_pooling_propagates_nan_the_same_way_on_numba(cls):
     """A NaN in a window wins (the first one), as with NumPy's argmax and in Keras."""
     x = np.random.default_rng(0).standard_normal((2, 6, 6, 3))
     x[0, 1, 1, 0] = x[1, 4, 2, 2] = x[1, 4, 3, 2] = np.nan
-    assert_same_on_numba(lambda: cls(3, 2, "same"), x)
+    assert_same_on_numba(lambda: cls(3, 2, "same"), x, EXTREME_POOL)
     mc.backend.set_backend("numba")
     assert np.isnan(cls(3, 2, "same").forward(x)).sum() >= 2
 
@@ -202,8 +261,8 @@ def test_pooling_over_windows_of_infinities_routes_gradients_like_numpy(cls, val
     x = np.random.default_rng(1).standard_normal((2, 5, 5, 2))
     x[0] = value
     x[1, :3, :3, 1] = value
-    assert_same_on_numba(lambda: cls(2, 2, padding), x)
-    assert_same_on_numba(lambda: cls(3, 2, padding), x)
+    assert_same_on_numba(lambda: cls(2, 2, padding), x, EXTREME_POOL)
+    assert_same_on_numba(lambda: cls(3, 2, padding), x, EXTREME_POOL)
 
 
 def test_works_on_numpy_alone_when_numba_cannot_import(tmp_path):
@@ -252,13 +311,15 @@ def test_numba_tanh32_is_within_3e_7_of_tanh():
 
 @needs_numba
 @pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
-def test_bias_activation_kernel_passes_nan_and_inf_through(activation):
+def test_bias_activation_kernel_passes_nan_and_inf_through(activation, numba_kernels):
     from minicnn.ops.activations import bias_activation_forward
     z = np.array([[np.nan, np.inf, -np.inf, 0.5]], np.float32)
     mc.backend.set_backend("numba")
     y, _ = bias_activation_forward(z.copy(), np.zeros(4, np.float32), activation)
+    numba_kernels.assert_ran(EPILOGUE)
     mc.backend.set_backend("numpy")
     expected, _ = bias_activation_forward(z.copy(), np.zeros(4, np.float32), activation)
+    numba_kernels.assert_ran(EPILOGUE)  # still only numba's one call
     np.testing.assert_allclose(y, expected, rtol=1e-6)  # NaN == NaN here
 
 
@@ -277,8 +338,14 @@ def test_float32_epilogue_matches_numpy(rows, channels, activation, use_bias, se
     results = []
     for backend in ("numpy", "numba"):
         mc.backend.set_backend(backend)
-        y, cache = bias_activation_forward(z.copy(), b, activation)
-        results.append((y, activation_backward(dy, cache)))
+        with spy_kernels("numba") as spy:
+            y, cache = bias_activation_forward(z.copy(), b, activation)
+            results.append((y, activation_backward(dy, cache)))
+        if backend == "numba":  # linear without a bias: nothing to do, no pass at all
+            spy.assert_ran((EPILOGUE if use_bias or activation != "linear" else ARRAY_PATH)
+                           | ({"activation_gradient"} if activation != "linear" else set()))
+        else:
+            spy.assert_ran(ARRAY_PATH)
     mc.backend.set_backend("numpy")
     (y0, d0), (y1, d1) = results
     assert y1.dtype == np.float32
@@ -287,21 +354,32 @@ def test_float32_epilogue_matches_numpy(rows, channels, activation, use_bias, se
 
 
 @needs_numba
-@pytest.mark.parametrize("make_layer, shape", [
-    (lambda: Conv2D(6, 5, padding="same", activation="tanh"), (4, 12, 12, 1)),
-    (lambda: Conv2D(5, 3, activation="relu", data_format="channels_first"), (3, 2, 9, 9)),
-    (lambda: Dense(7, activation="tanh"), (5, 11)),
-    (lambda: Activation("tanh"), (3, 4, 5)),
-])
-def test_float32_layers_agree_across_backends(make_layer, shape):
+@pytest.mark.parametrize("make_layer, shape, kernels", [
+    # 1 channel, 6 filters, 25 cells, stride 1: the direct convolution
+    (lambda: Conv2D(6, 5, padding="same", activation="tanh"), (4, 12, 12, 1),
+     CONV_PATH_KERNELS["direct"] | EPILOGUE_AND_GRADIENT),
+    # channels_first: the conv's output is a transposed view, not contiguous, so bias
+    # and relu take the array path
+    (lambda: Conv2D(5, 3, activation="relu", data_format="channels_first"), (3, 2, 9, 9),
+     CONV_PATH_KERNELS["im2col"]),
+    # 16 channels and filters, 3x3, stride 1: Winograd
+    (lambda: Conv2D(16, 3, padding="same", activation="relu"), (2, 6, 7, 16),
+     CONV_PATH_KERNELS["winograd"] | EPILOGUE_AND_GRADIENT),
+    (lambda: Dense(7, activation="tanh"), (5, 11), EPILOGUE_AND_GRADIENT),
+    (lambda: Activation("tanh"), (3, 4, 5), EPILOGUE_AND_GRADIENT),
+], ids=["conv-direct", "conv-im2col-cf", "conv-winograd", "dense", "activation"])
+def test_float32_layers_agree_across_backends(make_layer, shape, kernels):
     x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
     out = {}
     for backend in ("numpy", "numba"):
         mc.backend.set_backend(backend)
         mc.utils.set_random_seed(7)
         layer = make_layer()
-        y = layer.forward(x, training=True)
-        dx = layer.backward(np.ones_like(y))
+        with spy_kernels("numba") as spy:
+            y = layer.forward(x, training=True)
+            dx = layer.backward(np.ones_like(y))
+        spy.assert_ran(kernels if backend == "numba" else ARRAY_PATH)
+        assert all(spy.dtypes(name) == {np.dtype("float32")} for name in spy.ran)
         out[backend] = [y, dx, *layer.get_gradients()]
     mc.backend.set_backend("numpy")
     for a, e in zip(out["numba"], out["numpy"]):
@@ -310,13 +388,17 @@ def test_float32_layers_agree_across_backends(make_layer, shape):
 
 
 @needs_numba
-def test_adam_step_is_bitwise_the_same_on_numba():
+def test_adam_step_is_bitwise_the_same_on_numba(numba_kernels):
     rng = np.random.default_rng(5)
     shapes = [(5, 5, 1, 6), (6,), (400, 120)]
     start = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     grads = [[(rng.standard_normal(s) * 10.0 ** rng.integers(-8, 2)).astype(np.float32)
               for s in shapes] for _ in range(4)]
     results = {backend: adam_results(backend, start, grads) for backend in ("numpy", "numba")}
+    # one compiled update per weight and step, all on numba's run
+    assert numba_kernels.count("adam_update") == len(shapes) * len(grads)
+    numba_kernels.assert_ran({"adam_update"})
+    assert numba_kernels.dtypes("adam_update") == {np.dtype("float32")}
     mc.backend.set_backend("numpy")
     for a, b in zip(results["numba"], results["numpy"]):
         assert a.dtype == np.float32

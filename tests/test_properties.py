@@ -15,14 +15,25 @@ size (kernel or pool, non-square), strides (1-3, non-square), padding and data
 format, always with a non-empty output. Array contents come from a drawn seed,
 so the shrunk falsifying example names a small configuration plus a seed.
 Shapes stay small (N <= 2, H, W <= 9, C, F <= 3) because the oracle is loops.
+
+Those convolutions all take the numba backend's im2col + GEMM path. Its other two
+paths need other shapes, drawn by ``direct_conv_cases`` (stride 1, windows of 25 to
+49 cells, <= 3 channels, <= 8 filters) and ``winograd_conv_cases`` (3x3, stride 1,
+16-19 channels and filters); for those the oracle is a sum of shifted slices written
+here (the loops would take seconds per example); ``near_miss_conv_cases`` draws
+layers one step outside either rule, which must stay on im2col. Every convolution
+property records which of numba's kernels ran (tests/kernel_spy.py) and checks that
+the case took the path it was drawn for.
 """
+import contextlib
 import dataclasses
 import math
 
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
+from kernel_spy import spy_kernels
 
 import minicnn as mc
 from minicnn import ops, reference, shapes
@@ -40,6 +51,9 @@ RTOL, ATOL = 1e-10, 1e-12
 
 FAST = settings(deadline=None, max_examples=300)   # no loop oracle involved
 SLOW = settings(deadline=None, max_examples=200)   # calls minicnn.reference loops
+
+NUMBA = "numba" in mc.backend.available()
+needs_numba = pytest.mark.skipif(not NUMBA, reason="numba does not import here")
 
 
 # ----------------------------------------------------------------------------
@@ -139,6 +153,11 @@ class ConvCase:
     win: Window
     filters: int
     use_bias: bool
+    # The path the numba backend must take for it: the strategy that drew the case
+    # says which, from the numba kernel set's documented rules (minicnn.kernels.numba_cpu):
+    # direct for stride 1, <= 3 channels, <= 8 filters and >= 25 window cells;
+    # Winograd for 3x3, stride 1, >= 16 channels and >= 16 filters; im2col otherwise.
+    path: str = "im2col"
 
     def arrays(self):
         """x, kernel, bias (or None) and dy, float64, channels_last."""
@@ -155,6 +174,66 @@ def conv_cases(draw, max_hw=9):
     return ConvCase(win=draw(windows(CONV_PADDINGS, max_hw=max_hw)),
                     filters=draw(st.integers(1, 3)),
                     use_bias=draw(st.booleans()))
+
+
+@st.composite
+def labelled_conv_cases(draw, path, size, channels, filters, max_hw, strides=st.just((1, 1))):
+    """A convolution of window ``size``, ``channels``, ``filters`` and ``strides``
+    (strategies), on inputs up to max_hw, labelled with the ``path`` it must take."""
+    padding = draw(st.sampled_from(CONV_PADDINGS))
+    kh, kw = draw(size)
+    lowest = (kh, kw) if padding == "valid" else (1, 1)
+    win = Window(batch=draw(st.integers(1, 2)),
+                 height=draw(st.integers(lowest[0], max(lowest[0], max_hw))),
+                 width=draw(st.integers(lowest[1], max(lowest[1], max_hw))),
+                 channels=draw(channels), size=(kh, kw), strides=draw(strides),
+                 padding=padding, data_format=draw(st.sampled_from(DATA_FORMATS)),
+                 seed=draw(st.integers(0, 2**32 - 1)))
+    return ConvCase(win=win, filters=draw(filters), use_bias=draw(st.booleans()), path=path)
+
+
+# kh x kw with 25 to 49 cells: kh in 4..7 and kw from ceil(25 / kh) to 7
+DIRECT_WINDOWS = st.integers(4, 7).flatmap(
+    lambda kh: st.tuples(st.just(kh), st.integers(-(-25 // kh), 7)))
+
+
+def direct_conv_cases(max_hw=9):
+    """Few channels and filters, large windows, stride 1: the direct convolution."""
+    return labelled_conv_cases("direct", DIRECT_WINDOWS, st.integers(1, 3),
+                               st.integers(1, 8), max_hw)
+
+
+def winograd_conv_cases(max_hw=8):
+    """3x3, stride 1, >= 16 channels and filters: Winograd F(2x2, 3x3)."""
+    return labelled_conv_cases("winograd", st.just((3, 3)), st.integers(16, 19),
+                               st.integers(16, 19), max_hw)
+
+
+def near_miss_conv_cases(max_hw=8):
+    """One step outside the direct or the Winograd rule, so im2col + GEMM: 24 cells or
+    fewer, 4 channels, 9 filters or stride 2 with a direct-sized layer; 15 channels or
+    15 filters, or stride 2, with a Winograd-sized one."""
+    ints = st.integers
+    small_windows = st.sampled_from([(4, 6), (6, 4), (3, 8), (5, 4)])  # 18-24 cells
+    stride_2 = st.sampled_from([(1, 2), (2, 1), (2, 2)])
+    # sampled, not one_of: one_of would flatten into any_path_conv_cases' one_of and
+    # make near misses 7 in 10 of its examples
+    return st.sampled_from([
+        labelled_conv_cases("im2col", small_windows, ints(1, 3), ints(1, 8), max_hw),
+        labelled_conv_cases("im2col", DIRECT_WINDOWS, st.just(4), ints(1, 8), max_hw),
+        labelled_conv_cases("im2col", DIRECT_WINDOWS, ints(1, 3), st.just(9), max_hw),
+        labelled_conv_cases("im2col", DIRECT_WINDOWS, ints(1, 3), ints(1, 8), max_hw,
+                            strides=stride_2),
+        labelled_conv_cases("im2col", st.just((3, 3)), ints(8, 15), ints(16, 18), max_hw),
+        labelled_conv_cases("im2col", st.just((3, 3)), ints(16, 18), ints(8, 15), max_hw),
+        labelled_conv_cases("im2col", st.just((3, 3)), ints(16, 18), ints(16, 18), max_hw,
+                            strides=stride_2)]).flatmap(lambda cases: cases)
+
+
+def any_path_conv_cases(max_hw=9):
+    """Cases of all three convolution paths, and near misses of the two rules."""
+    return st.one_of(conv_cases(max_hw=max_hw), direct_conv_cases(min(max_hw, 9)),
+                     winograd_conv_cases(min(max_hw, 8)), near_miss_conv_cases(min(max_hw, 8)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +331,45 @@ def avg_pool_oracle(x, dy, win):
     return y, dx
 
 
+def recording_kernels():
+    """spy_kernels() where numba can run (the default backend there); elsewhere a
+    context that records nothing (None)."""
+    return spy_kernels("numba") if NUMBA else contextlib.nullcontext()
+
+
+def assert_conv_path(spy, case):
+    """On the numba backend, the kernels of ``case.path`` ran and no other path's.
+    (``--hypothesis-show-statistics`` counts the examples of each path.)"""
+    event(f"conv path: {case.path}")
+    if spy is not None and mc.backend.get_backend() == "numba":
+        spy.assert_conv_path(case.path)
+
+
+def shifted_slices_conv(x, w, b, dy, win):
+    """An oracle for any stride: y, dx, dw, db of the convolution of NHWC ``x`` as a
+    sum over the window cells (a, b) of the padded input's shifted (strided) slice
+    times w[a, b] -- the definition, with this file's padding arithmetic, vectorised
+    over pixels instead of looped (fast enough for 19 channels and filters)."""
+    (top, bottom), (left, right) = win.pads
+    (kh, kw), (sh, sw) = win.size, win.strides
+    oh, ow = win.out_hw
+    xpad = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    y = np.zeros(win.out_shape(w.shape[3]))
+    dxpad = np.zeros_like(xpad)
+    dw = np.zeros_like(w)
+    for a in range(kh):
+        for c in range(kw):
+            rows = slice(a, a + sh * (oh - 1) + 1, sh)
+            cols = slice(c, c + sw * (ow - 1) + 1, sw)
+            y += xpad[:, rows, cols, :] @ w[a, c]
+            dxpad[:, rows, cols, :] += dy @ w[a, c].T
+            dw[a, c] = np.einsum("nijc,nijf->cf", xpad[:, rows, cols, :], dy)
+    if b is not None:
+        y += b
+    dx = dxpad[:, top:top + win.height, left:left + win.width, :]
+    return y, dx, dw, (dy.sum(axis=(0, 1, 2)) if b is not None else None)
+
+
 def float64_layers():
     """Layers built after this compute in float64; conftest resets floatx after each
     test. (A plain call, not a fixture: @given reruns the body, not the fixtures.)"""
@@ -341,7 +459,9 @@ def test_conv_matches_loop_reference(case):
     dx_ref, dw_ref, db_ref = reference.conv2d_backward_loop(dy, x, w, win.strides, win.padding)
     assert y_ref.shape == win.out_shape(case.filters)
 
-    y, dx, dw, db = run_conv_op(x, w, b, dy, win)
+    with recording_kernels() as spy:
+        y, dx, dw, db = run_conv_op(x, w, b, dy, win)
+    assert_conv_path(spy, case)
     assert_close(y, y_ref)
     assert_close(dx, dx_ref)
     assert_close(dw, dw_ref)
@@ -355,7 +475,9 @@ def test_conv_matches_loop_reference(case):
                    use_bias=case.use_bias, data_format=win.data_format)
     layer.build(win.sample_shape((win.height, win.width, win.channels)))
     layer.set_weights([w, b] if case.use_bias else [w])
-    y_layer, dx_layer = run_layer(layer, x, dy, win.data_format)
+    with recording_kernels() as spy:
+        y_layer, dx_layer = run_layer(layer, x, dy, win.data_format)
+    assert_conv_path(spy, case)
     assert_close(y_layer, y_ref)
     assert_close(dx_layer, dx_ref)
     grads = layer.get_gradients()
@@ -363,6 +485,66 @@ def test_conv_matches_loop_reference(case):
     assert_close(grads[0], dw_ref)
     if case.use_bias:
         assert_close(grads[1], db_ref)
+
+
+@settings(SLOW, max_examples=50)
+@given(case=conv_cases())
+def test_shifted_slices_oracle_matches_loop_reference(case):
+    """The oracle of the direct and Winograd properties below agrees with the loops."""
+    win = case.win
+    x, w, b, dy = case.arrays()
+    y, dx, dw, db = shifted_slices_conv(x, w, b, dy, win)
+    assert_close(y, reference.conv2d_forward_loop(x, w, b, win.strides, win.padding))
+    dx_ref, dw_ref, db_ref = reference.conv2d_backward_loop(dy, x, w, win.strides, win.padding)
+    assert_close(dx, dx_ref)
+    assert_close(dw, dw_ref)
+    if case.use_bias:
+        assert_close(db, db_ref)
+
+
+@needs_numba
+@settings(deadline=None, max_examples=40)
+@given(case=st.one_of(direct_conv_cases(), winograd_conv_cases()),
+       dtype=st.sampled_from(["float64", "float32"]))
+def test_direct_and_winograd_convs_match_the_oracle(case, dtype):
+    """numba's direct and Winograd convolutions, op and Conv2D layer, forward and
+    backward, in both float types: the oracle's numbers, and the path they were drawn
+    for taken (a path rule that declines would leave im2col's right answers)."""
+    mc.backend.set_backend("numba")
+    win = case.win
+    x, w, b, dy = case.arrays()
+    want = shifted_slices_conv(x, w, b, dy, win)
+    x, w, dy = (a.astype(dtype) for a in (x, w, dy))
+    b = None if b is None else b.astype(dtype)
+
+    def check(got):
+        for name, g, e in zip(("y", "dx", "dw", "db"), got, want):
+            if e is None:
+                assert g is None, name
+                continue
+            assert g.dtype == np.dtype(dtype), name
+            if dtype == "float64":
+                np.testing.assert_allclose(g, e, rtol=RTOL, atol=1e-11, err_msg=name)
+            else:  # float32 rounding, relative to the largest value
+                scale = max(1.0, float(np.abs(e).max()))
+                np.testing.assert_allclose(g, e, rtol=0, atol=2e-5 * scale, err_msg=name)
+
+    with spy_kernels("numba") as spy:
+        got = run_conv_op(x, w, b, dy, win)
+    assert_conv_path(spy, case)
+    for kernel in spy.ran:
+        assert spy.dtypes(kernel) == {np.dtype(dtype)}, kernel
+    check(got)
+
+    mc.backend.set_floatx(dtype)
+    layer = Conv2D(case.filters, win.size, padding=win.padding, use_bias=case.use_bias,
+                   data_format=win.data_format)
+    layer.build(win.sample_shape((win.height, win.width, win.channels)))
+    layer.set_weights([w, b] if case.use_bias else [w])
+    with spy_kernels("numba") as spy:
+        y_layer, dx_layer = run_layer(layer, x, dy, win.data_format)
+    spy.assert_conv_path(case.path)
+    check((y_layer, dx_layer, *layer.get_gradients()))
 
 
 # ----------------------------------------------------------------------------
@@ -477,7 +659,7 @@ def test_avg_pool_same_keras_example():
 # 6. Algebraic identities (no loop oracle: larger shapes, more examples)
 # ----------------------------------------------------------------------------
 @settings(FAST)
-@given(case=conv_cases(max_hw=14), a=st.floats(-3, 3), c=st.floats(-3, 3))
+@given(case=any_path_conv_cases(max_hw=14), a=st.floats(-3, 3), c=st.floats(-3, 3))
 def test_conv_is_bilinear_and_backward_is_its_adjoint(case, a, c):
     win = dataclasses.replace(case.win, data_format="channels_last")
     x1, w1, _, dy = case.arrays()
@@ -488,14 +670,18 @@ def test_conv_is_bilinear_and_backward_is_its_adjoint(case, a, c):
         return ops.conv2d_forward(x, w, None, win.strides, win.padding)[0]
 
     scale = 1 + abs(a) + abs(c)
-    np.testing.assert_allclose(conv(a * x1 + c * x2, w1), a * conv(x1, w1) + c * conv(x2, w1),
-                               rtol=1e-9, atol=1e-9 * scale)
-    np.testing.assert_allclose(conv(x1, a * w1 + c * w2), a * conv(x1, w1) + c * conv(x1, w2),
-                               rtol=1e-9, atol=1e-9 * scale)
+    with recording_kernels() as spy:
+        np.testing.assert_allclose(conv(a * x1 + c * x2, w1),
+                                   a * conv(x1, w1) + c * conv(x2, w1),
+                                   rtol=1e-9, atol=1e-9 * scale)
+        np.testing.assert_allclose(conv(x1, a * w1 + c * w2),
+                                   a * conv(x1, w1) + c * conv(x1, w2),
+                                   rtol=1e-9, atol=1e-9 * scale)
 
-    # y is bilinear in (x, w), so <y, dy> = <x, dx> = <w, dw>.
-    y, cache = ops.conv2d_forward(x1, w1, None, win.strides, win.padding)
-    dx, dw, _ = ops.conv2d_backward(dy, cache)
+        # y is bilinear in (x, w), so <y, dy> = <x, dx> = <w, dw>.
+        y, cache = ops.conv2d_forward(x1, w1, None, win.strides, win.padding)
+        dx, dw, _ = ops.conv2d_backward(dy, cache)
+    assert_conv_path(spy, case)
     inner = np.sum(y * dy)
     np.testing.assert_allclose(np.sum(x1 * dx), inner, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(np.sum(w1 * dw), inner, rtol=1e-9, atol=1e-9)
@@ -526,13 +712,16 @@ def test_im2col_cuts_windows_and_col2im_is_its_adjoint(win):
 
 
 @settings(FAST)
-@given(case=conv_cases(), pool_mode=st.sampled_from(POOL_MODES))
+@given(case=any_path_conv_cases(), pool_mode=st.sampled_from(POOL_MODES))
 def test_channels_first_is_transpose_of_channels_last(case, pool_mode):
     """The same data through both layouts: conv and one pooling mode."""
     last = dataclasses.replace(case.win, data_format="channels_last")
     first = dataclasses.replace(case.win, data_format="channels_first")
     x, w, b, dy = case.arrays()
-    for got, want in zip(run_conv_op(x, w, b, dy, first), run_conv_op(x, w, b, dy, last)):
+    with recording_kernels() as spy:
+        both = zip(run_conv_op(x, w, b, dy, first), run_conv_op(x, w, b, dy, last))
+    assert_conv_path(spy, case)
+    for got, want in both:
         if want is None:
             assert got is None
         else:
