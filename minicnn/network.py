@@ -71,9 +71,13 @@ class Graph:
                                  f"the graph; shared layers are not implemented in minicnn")
             seen.add(id(node.layer))
             self.layers.append(node.layer)
+        # nodes that read only the model's inputs: with input_gradient=False they may
+        # skip dL/dinput (training needs none)
+        self._first = {id(node) for node in self.nodes
+                       if all(t.node is None for t in node.inputs)}
 
     def _substitutes(self, layers):
-        if layers is None:
+        if layers is None or layers is self.layers:
             return {}
         return {id(mine): theirs for mine, theirs in zip(self.layers, layers)}
 
@@ -97,7 +101,6 @@ class Graph:
         pending = {}
         for tensor, grad in zip(self.outputs, grads):
             _accumulate(pending, tensor, grad)
-        inputs = {id(t) for t in self.inputs}
         for node in reversed(self.nodes):
             layer = use.get(id(node.layer), node.layer)
             grad = pending.pop(id(node.output), None)
@@ -106,8 +109,8 @@ class Graph:
             if from_logits and node is self.nodes[-1]:
                 dx = layer.backward_from_logits(grad)
             else:
-                needed = input_gradient or any(id(t) not in inputs for t in node.inputs)
-                dx = layer.backward(grad, input_gradient=needed)
+                dx = layer.backward(grad, input_gradient=input_gradient
+                                    or id(node) not in self._first)
             for tensor, d in zip(node.inputs, dx if node.multi else [dx]):
                 if d is not None:
                     _accumulate(pending, tensor, d)

@@ -64,6 +64,7 @@ class Optimizer:
                                            learning_rate, 0, low_open=False)
         self.iterations = 0
         self._slots = None  # one list per slot name, one array per variable
+        self._slots_checked = False
 
     def _ensure_slots(self, variables):
         if self._slots is None:
@@ -81,6 +82,9 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: this optimizer was used with {count} "
                              f"variables and now receives {len(variables)}; use a new "
                              "optimizer for a different model")
+        if self._slots_checked:
+            return
+        self._slots_checked = True  # once after the slots were set: they keep their shapes
         for name, arrays in self._slots.items():
             for i, (slot, variable) in enumerate(zip(arrays, variables)):
                 if tuple(slot.shape) != tuple(variable.shape):
@@ -137,6 +141,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: saved state has slots {present}, "
                              f"expected {list(self.slot_names)}")
         self._slots = {n: [to_device(a) for a in state[n]] for n in present} or None
+        self._slots_checked = False
 
 
 class SGD(Optimizer):
