@@ -74,3 +74,17 @@ def numba_kernels():
         pytest.skip("numba does not import here")
     with spy_kernels("numba") as spy:
         yield spy
+
+
+@pytest.fixture(scope="module")
+def keras():
+    """Keras 3 on its JAX backend, imported for the live checks; the test is skipped
+    where it is not installed (or runs another backend)."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    pytest.importorskip("jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip(f"the live checks need Keras's JAX backend, not "
+                    f"{keras.backend.backend()!r}")
+    return keras

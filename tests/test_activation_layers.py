@@ -427,16 +427,7 @@ def test_new_activations_on_the_cupy_backend():
 # ----------------------------------------------------------------------------------
 # Keras 3, run now
 # ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    pytest.importorskip("jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip(f"the live Keras checks need the JAX backend, keras uses "
-                    f"{keras.backend.backend()!r}")
-    return keras
+# the `keras` fixture (Keras 3 on JAX, or a skip) is tests/conftest.py's
 
 
 SPECIAL = [0.0, -0.0, 0.5, 1.0, 2.0, 6.0, 7.0, -1.0, -30.0, 30.0, -100.0, 100.0]

@@ -516,17 +516,7 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
 
 
-@pytest.fixture(scope="module")
-def keras():
-    import os
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    pytest.importorskip("jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip(f"the live checks need Keras's JAX backend, not "
-                    f"{keras.backend.backend()!r}")
-    return keras
+# the `keras` fixture (Keras 3 on JAX, or a skip) is tests/conftest.py's
 
 
 def _probs(rng, shape, normalized):

@@ -388,16 +388,7 @@ def test_binary_accuracy_properties(data):
 # ============================================================================
 # live: Keras 3 computes the same values and the same fit logs
 # ============================================================================
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    pytest.importorskip("jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip(f"the live checks need Keras's JAX backend, not "
-                    f"{keras.backend.backend()!r}")
-    return keras
+# the `keras` fixture (Keras 3 on JAX, or a skip) is tests/conftest.py's
 
 
 _JITTED = {}

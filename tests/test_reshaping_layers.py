@@ -561,16 +561,7 @@ def test_rescaling_is_affine(backend_name, scale, offset, image):
 # ============================================================================
 # live comparison with Keras 3 (JAX backend, CPU, float32)
 # ============================================================================
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    pytest.importorskip("jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip(f"the live Keras checks need the JAX backend, keras uses "
-                    f"{keras.backend.backend()!r}")
-    return keras
+# the `keras` fixture (Keras 3 on JAX, or a skip) is tests/conftest.py's
 
 
 # (class name, kwargs, sample input shape (in the layer's layout), input kind)
