@@ -23,7 +23,6 @@ elu's alpha to 1.0; "swish" and "silu" are one function and a layer's config say
 """
 import inspect
 import math
-import os
 import re
 import warnings
 

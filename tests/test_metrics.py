@@ -9,7 +9,6 @@ without it: every function on random data with ties, NaN and odd label shapes, t
 metric objects' running means, and whole ``fit`` histories (keys and values) of a
 Keras model and a minicnn model with the same weights.
 """
-import os
 
 import numpy as np
 import pytest

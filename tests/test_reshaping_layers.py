@@ -18,7 +18,6 @@ Every test that computes runs on both CPU backends ("numpy", "numba"); one more 
 the layers on the cupy backend's path (the strict CuPy stand-in without a GPU).
 """
 import math
-import os
 
 import numpy as np
 import pytest
