@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from . import keras_files, loading, saving
+from . import keras_files, keras_reading, loading, saving
 
 
 class FileMethods:
@@ -58,7 +58,7 @@ class FileMethods:
         the model is compiled); shapes must match."""
         self._require_built("load_weights()")
         if keras_files.keras_format(path) in ("weights.h5", "keras"):
-            return keras_files.load_weights(self, path)
+            return keras_reading.load_weights(self, path)
         loading.load_npz_weights(self, path)
 
     def save(self, path):
@@ -118,9 +118,9 @@ def load_model(path):
     models made of the layers minicnn has (see ``minicnn.keras_files``)."""
     fmt = keras_files.keras_format(path)
     if fmt == "keras":
-        return keras_files.load_keras(path)
+        return keras_reading.load_keras(path)
     if fmt == "h5":
-        return keras_files.load_legacy_h5(path)
+        return keras_reading.load_legacy_h5(path)
     if fmt == "weights.h5":
         raise ValueError(f"{os.fspath(path)!r} holds weights only: build the model and call "
                          f"load_weights")
