@@ -33,8 +33,7 @@ class Model(Trainer, FileMethods):
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string. "
                              f"Received: name={name!r}")
-        self.name = name or backend.unique_name(
-            "sequential" if type(self).__name__ == "Sequential" else "functional")
+        self.name = name or backend.unique_name("functional")
         self.layers = []
         self.built = False
         self._graph = None

@@ -62,6 +62,11 @@ def _history(arg, path, where):
     return history[0]
 
 
+def _ref(name, input_names):
+    """A tensor named by Keras's layer name as ``loading.build_graph_model`` names it."""
+    return {"input": input_names.index(name)} if name in input_names else {"layer": name}
+
+
 def _ends(value, path, what):
     """``input_layers`` / ``output_layers``: one [name, 0, 0] or a list of them."""
     single = isinstance(value, list) and len(value) == 3 and isinstance(value[0], str)
@@ -102,15 +107,13 @@ def functional_from_config(config, path, layer_from_entry):
                          f"without arguments (kwargs {str(kwargs)[:80]})")
         multi = isinstance(args[0], list)
         names = [_history(a, path, where) for a in (args[0] if multi else args)]
-        inbound = [{"input": input_names.index(n)} if n in input_names else {"layer": n}
-                   for n in names]
-        graph_entries.append({"inbound": inbound, "multi": multi})
+        graph_entries.append({"inbound": [_ref(n, input_names) for n in names],
+                              "multi": multi})
         layers.append(layer_from_entry(entry))
     outputs, single_output = _ends(body.get("output_layers"), path, "output_layers")
     inputs, _ = _ends(body.get("input_layers"), path, "input_layers")
     if inputs != input_names:
         refuse(path, f"input_layers {inputs} are not the input layers {input_names} in order")
     described = {"name": body.get("name"), "inputs": shapes, "single_output": single_output,
-                 "outputs": [{"input": input_names.index(n)} if n in input_names
-                             else {"layer": n} for n in outputs]}
+                 "outputs": [_ref(n, input_names) for n in outputs]}
     return loading.build_graph_model(path, described, graph_entries, layers)

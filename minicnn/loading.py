@@ -86,31 +86,42 @@ def build_graph_model(path, config, entries, layers):
                 isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             refuse(path, f"input shape {shape!r} is not a list of sizes")
         inputs.append(Input(tuple(shape)))
-    by_name, count = {}, 0
-
-    def tensor(ref, what):
-        if isinstance(ref, dict) and set(ref) == {"input"} and isinstance(ref["input"], int) \
-                and not isinstance(ref["input"], bool) and 0 <= ref["input"] < len(inputs):
-            return inputs[ref["input"]]
-        if isinstance(ref, dict) and set(ref) == {"layer"} and ref["layer"] in by_name:
-            return by_name[ref["layer"]]
-        refuse(path, f"{what} names {ref!r}: neither an input nor an earlier layer")
     for entry, layer in zip(entries, layers):
         inbound = entry.get("inbound")
         if not isinstance(inbound, list) or not inbound or not isinstance(
                 entry.get("multi"), bool) or (len(inbound) > 1 and not entry["multi"]):
             refuse(path, f"layer '{layer.name}' has no valid list of inbound tensors")
-        args = [tensor(ref, f"layer '{layer.name}'") for ref in inbound]
-        samples = [a.shape[1:] for a in args]
-        sample = samples if entry["multi"] else samples[0]
-        try:  # sized before it is built
+
+    def walk(starts, step):
+        """Each layer's result from the results its entry names (``starts`` for the
+        inputs); the results of the outputs."""
+        done = {}
+
+        def resolve(ref, what):
+            if isinstance(ref, dict) and set(ref) == {"input"} and isinstance(
+                    ref["input"], int) and not isinstance(ref["input"], bool) \
+                    and 0 <= ref["input"] < len(starts):
+                return starts[ref["input"]]
+            if isinstance(ref, dict) and set(ref) == {"layer"} and ref["layer"] in done:
+                return done[ref["layer"]]
+            refuse(path, f"{what} names {ref!r}: neither an input nor an earlier layer")
+        for entry, layer in zip(entries, layers):
+            args = [resolve(ref, f"layer '{layer.name}'") for ref in entry["inbound"]]
+            done[layer.name] = step(layer, args if entry["multi"] else args[0])
+        return [resolve(ref, "an output") for ref in config.get("outputs") or [None]]
+
+    count = 0
+
+    def size(layer, sample):  # sized from the shapes alone: nothing is built yet
+        nonlocal count
+        try:
             count += sum(math.prod(s) for s in layer.declared_weight_shapes(sample))
-            layer.compute_output_shape(sample)
+            return layer.compute_output_shape(sample)
         except (TypeError, ValueError) as exc:
             raise file_checks.ModelFileError(path, f"its graph does not build: {exc}") from exc
-        file_checks.check_size(path, count, _itemsize(floatx()), copies=4)
-        by_name[layer.name] = layer(args if entry["multi"] else args[0])
-    outputs = [tensor(ref, "an output") for ref in config.get("outputs") or [None]]
+    walk([t.shape[1:] for t in inputs], size)
+    file_checks.check_size(path, count, _itemsize(floatx()), copies=4)
+    outputs = walk(inputs, lambda layer, args: layer(args))
     single = config.get("single_output", True)
     if not isinstance(single, bool) or (single and len(outputs) != 1):
         refuse(path, "its outputs are not a valid list")

@@ -7,10 +7,10 @@ and a stack is its simplest case. What ``Sequential`` adds is building that chai
 ``add``, ``pop``, an ``Input`` or ``input_shape`` for the first layer, or a build on
 the first call.
 """
+from . import backend
 from .functional import Model
 from .layers import AveragePooling2D, Conv2D, Layer, MaxPooling2D, MinPooling2D
 from .layers.base import _format_shape
-from .loading import LAYER_CLASSES  # noqa: F401  (the classes a file may name)
 from .model_files import load_model  # noqa: F401  (minicnn.models.load_model)
 from .network import Graph
 
@@ -27,7 +27,7 @@ class Sequential(Model):
     """
 
     def __init__(self, layers=None, name=None, trainable=True):
-        super().__init__(name=name)
+        super().__init__(name=backend.unique_name("sequential") if name is None else name)
         self._input_tensor = None    # a minicnn.Input given as the first entry
         for layer in layers or []:
             self.add(layer)

@@ -127,7 +127,7 @@ class Trainer:
         computes forward and passes backward (``minicnn.trace``); returns it as data.
         The model does not change."""
         from .trace import format_trace, trace_step
-        if any(node.multi for node in self._graph.nodes if self._graph is not None):
+        if self._graph is not None and any(node.multi for node in self._graph.nodes):
             raise NotImplementedError(f"{type(self).__name__} '{self.name}': trace() of a graph "
                                       f"with merge layers is not implemented in minicnn yet")
         self._check_xy(x, y, "trace()")

@@ -37,14 +37,7 @@ CIFAR_BATCHES = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"
 
 # --------------------------------------------------------------------------- fixtures
 
-_real_urlopen = urllib.request.urlopen
-
-
-def _local_only_urlopen(url, *args, **kwargs):
-    full = url if isinstance(url, str) else url.full_url
-    if urllib.parse.urlsplit(full).hostname != "127.0.0.1":
-        raise AssertionError(f"a test tried to reach the network: {full}")
-    return _real_urlopen(url, *args, **kwargs)
+from local_network import local_only_urlopen as _local_only_urlopen  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -85,10 +85,7 @@ class Layer:
         if graph.is_symbolic(x) or (isinstance(x, (list, tuple)) and x
                                     and graph.is_symbolic(x[0])):
             return graph.call_symbolic(self, x)
-        x = self._as_array(x, "the input")
-        if not self.built:
-            self.build(tuple(x.shape[1:]))
-        return self.forward(x, training=training)
+        return self.forward(x, training=training)  # builds on first use
 
     def _node(self, what):
         if not self._inbound:
@@ -146,6 +143,12 @@ class Layer:
 
     def _backward(self, dy):
         raise NotImplementedError
+
+    def _require_image(self, shape):
+        """A rank-4 image batch in the layer's ``data_format``."""
+        self._require_rank(shape, 4, "(batch, channels, height, width)"
+                           if self.data_format == "channels_first"
+                           else "(batch, height, width, channels)")
 
     def _require_rank(self, shape, rank, layout):
         """``rank`` counts the batch axis; ``shape`` does not include it."""
@@ -308,9 +311,10 @@ class Layer:
         try:
             return run()
         except Exception as exc:
-            if not backend.is_out_of_memory(exc) and not isinstance(exc, MemoryError):
+            on_gpu = backend.is_out_of_memory(exc)
+            if not on_gpu and not isinstance(exc, MemoryError):
                 raise
-            place = "GPU" if backend.is_out_of_memory(exc) else "host"
+            place = "GPU" if on_gpu else "host"
             reason = f"{exc.__class__.__name__}: {str(exc).rstrip('.')}"
         self._cache = None
         budget = backend.im2col_budget(*self.weights)
@@ -355,17 +359,22 @@ class Layer:
         dL/dw for ``get_gradients()``. ``input_gradient=False`` lets a layer skip dL/dx
         where that saves work (the first layer of a model needs none); it may then
         return None."""
+        dy = self._checked_dy(dy)
+        self._check_data(dy, "dy")
+        self._input_gradient = bool(input_gradient)
+        return self._on_device(lambda: self._backward(to_device(dy, dtype=self.dtype)),
+                               len(dy), "backward")
+
+    def _checked_dy(self, dy):
+        """``dy`` as an array of the last output's shape, on the backend forward ran on."""
         if self._out_shape is None:
             raise self._error(RuntimeError, "backward() called before forward()")
         dy = self._as_array(dy, "dy")
         if tuple(dy.shape) != self._out_shape:
             raise self._error(ValueError, f"backward expected dy of shape {self._out_shape} "
                                           f"(the last output), received {tuple(dy.shape)}")
-        self._check_data(dy, "dy")
         self._check_same_place()
-        self._input_gradient = bool(input_gradient)
-        return self._on_device(lambda: self._backward(to_device(dy, dtype=self.dtype)),
-                               len(dy), "backward")
+        return dy
 
     def backward_from_logits(self, dz):
         """For a layer ending in softmax: the backward pass that starts at the softmax

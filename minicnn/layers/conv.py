@@ -59,9 +59,7 @@ class Conv2D(Layer):
         return 0 if self.data_format == "channels_first" else 2
 
     def _check_input_shape(self, shape):
-        layout = "(batch, channels, height, width)" if self.data_format == "channels_first" \
-            else "(batch, height, width, channels)"
-        self._require_rank(shape, 4, layout)
+        self._require_image(shape)
         if shape[self._channel_axis()] is None:
             raise self._error(ValueError, "the channel axis of the input must be known, "
                                           f"received shape {_format_shape((None,) + shape)}")

@@ -25,9 +25,7 @@ class _GlobalPooling2D(Layer):
         super().__init__(name=name, input_shape=input_shape, **kwargs)
 
     def _check_input_shape(self, shape):
-        layout = "(batch, channels, height, width)" if self.data_format == "channels_first" \
-            else "(batch, height, width, channels)"
-        self._require_rank(shape, 4, layout)
+        self._require_image(shape)
 
     def _output_shape(self, shape):
         if self.data_format == "channels_first":

@@ -60,13 +60,6 @@ class _Merge(Layer):
         self.input_shape = tuple(shapes)
         self.built = True
 
-    def __call__(self, inputs, training=False):
-        """On a list of KerasTensors: the graph's node; on a list of arrays: forward."""
-        from .. import graph
-        if isinstance(inputs, (list, tuple)) and inputs and graph.is_symbolic(inputs[0]):
-            return graph.call_symbolic(self, inputs)
-        return self.forward(inputs, training=training)
-
     def forward(self, inputs, training=False):
         if not isinstance(inputs, (list, tuple)):
             raise self._error(TypeError, f"expects a list of inputs. Received: "
@@ -89,13 +82,7 @@ class _Merge(Layer):
         return y
 
     def backward(self, dy, input_gradient=True):
-        if self._out_shape is None:
-            raise self._error(RuntimeError, "backward() called before forward()")
-        dy = self._as_array(dy, "dy")
-        if tuple(dy.shape) != self._out_shape:
-            raise self._error(ValueError, f"backward expected dy of shape {self._out_shape} "
-                                          f"(the last output), received {tuple(dy.shape)}")
-        self._check_same_place()
+        dy = self._checked_dy(dy)
         return self._on_device(lambda: self._split(to_device(dy, dtype=self.dtype)), len(dy),
                                "backward")
 

@@ -19,11 +19,6 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _layout(data_format):
-    return "(batch, channels, height, width)" if data_format == "channels_first" \
-        else "(batch, height, width, channels)"
-
-
 def _spatial(shape, data_format):
     """(H, W) of a sample shape (no batch axis)."""
     return shape[1:3] if data_format == "channels_first" else shape[0:2]
@@ -40,8 +35,8 @@ def normalize_edge_pairs(value, arg_name, owner):
     ``((top, bottom), (left, right))`` (the two entries may also mix the forms,
     as in Keras) -> ``((top, bottom), (left, right))`` of non-negative ints.
     Errors are ValueErrors, as Keras raises."""
-    forms = (f"an int, a tuple of 2 ints (symmetric_height, symmetric_width), or a tuple "
-             f"of 2 tuples of 2 ints ((top, bottom), (left, right))")
+    forms = ("an int, a tuple of 2 ints (symmetric_height, symmetric_width), or a tuple "
+             "of 2 tuples of 2 ints ((top, bottom), (left, right))")
     if _is_int(value):
         entries = (value, value)
     elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
@@ -68,7 +63,7 @@ class _Spatial2D(Layer):
     """Shared by the rank-4 image layers: the input check and the layout."""
 
     def _check_input_shape(self, shape):
-        self._require_rank(shape, 4, _layout(self.data_format))
+        self._require_image(shape)
 
 
 class ZeroPadding2D(_Spatial2D):
