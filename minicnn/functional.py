@@ -43,6 +43,7 @@ class Model(Trainer, FileMethods):
         self._trainable = True
         self.optimizer = None
         self.loss = None
+        self._objectives = []
         self.metric_names = []
         self.stop_training = False
         self.history = None
@@ -94,6 +95,20 @@ class Model(Trainer, FileMethods):
     def outputs(self):
         self._require_built("outputs")
         return list(self._graph.outputs)
+
+    @property
+    def input_names(self):
+        """The inputs' names (``Input(name=...)``): the keys of a dict of inputs."""
+        return [t.name for t in self._graph.inputs] if self._graph is not None else ["input"]
+
+    @property
+    def output_names(self):
+        """The outputs' names, as Keras names them: the layers that make them. The keys
+        of dicts of targets, losses and metrics, and the prefixes of their logs."""
+        if self._graph is None:
+            return [self.layers[-1].name] if self.layers else ["output"]
+        return [t.node.layer.name if t.node is not None else t.name
+                for t in self._graph.outputs]
 
     @property
     def input(self):
@@ -226,8 +241,12 @@ class Model(Trainer, FileMethods):
         """``backward`` over ``layers`` (the model's, or the copies a forward ran through):
         the graph walked in reverse, gradients of a tensor feeding several layers added
         (minicnn.network)."""
-        dxs = self._graph.backward([grad] if self._single_output else list(grad),
-                                   from_logits, input_gradient, layers)
+        single = self._single_output
+        dxs = self._graph.backward([grad] if single else list(grad),
+                                   [from_logits] if single else
+                                   [from_logits] * len(grad) if isinstance(from_logits, bool)
+                                   else list(from_logits),
+                                   input_gradient, layers)
         return dxs[0] if self._single_input else dxs
 
     def _check_samples(self, x, what):

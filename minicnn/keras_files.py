@@ -169,21 +169,34 @@ def _keras_layer_config(layer):
     return entry
 
 
+def _keras_loss(loss):
+    """A loss as Keras's compile config names it: its name, or the serialized object
+    where it has arguments (``from_logits``)."""
+    if loss is None or not loss.get_config().get("from_logits"):
+        return None if loss is None else loss.name  # minicnn's loss names are Keras's
+    return {"module": "keras.losses", "class_name": type(loss).__name__,
+            "config": dict(loss.get_config(), name=loss.name, reduction="sum_over_batch_size"),
+            "registered_name": None}
+
+
 def _compile_config(model):
     if model.loss is None:
         return None
     opt = model.optimizer
     name = type(opt).__name__
-    loss = model.loss.name  # minicnn's loss names are Keras's
-    if model.loss.get_config().get("from_logits"):
-        loss = {"module": "keras.losses", "class_name": type(model.loss).__name__,
-                "config": dict(model.loss.get_config(), name=model.loss.name,
-                               reduction="sum_over_batch_size"),
-                "registered_name": None}
+    objectives = model._objectives
+    if model._single_output:
+        loss, weights = _keras_loss(model.loss), None
+        metrics = list(objectives[0].metric_ids) or None
+    else:
+        loss = [_keras_loss(o.loss) for o in objectives]
+        weights = [o.weight for o in objectives]
+        metrics = [list(o.metric_ids) for o in objectives]
+        metrics = metrics if any(metrics) else None
     return {"optimizer": {"module": "keras.optimizers", "class_name": name,
                           "config": dict(opt.get_config(), name=snake_case(name)),
                           "registered_name": None},
-            "loss": loss, "loss_weights": None, "metrics": list(model.metric_names) or None,
+            "loss": loss, "loss_weights": weights, "metrics": metrics,
             "weighted_metrics": None, "run_eagerly": False, "steps_per_execution": 1,
             "jit_compile": False}
 

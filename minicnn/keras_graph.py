@@ -2,14 +2,15 @@
 
 Keras writes a functional model (``"class_name": "Functional"``) as its layers in
 order, each with ``inbound_nodes``: the tensors it was called on, each named by
-``keras_history = [layer name, node index, tensor index]``; the model's inputs are
+``keras_history = [layer name, node index (the call), tensor index]``; the model's inputs are
 ``InputLayer`` entries, and ``input_layers`` / ``output_layers`` name the ends. A
 layer called on a list (a merge layer) has that list as its one argument.
 
 Reading turns that into minicnn's own graph description (inputs by index, layers by
 name) and builds it with ``loading.build_graph_model``, which sizes the graph before
-it allocates anything. A layer with more than one inbound node (a shared layer) is
-refused: minicnn does not have shared layers.
+it allocates anything. A layer with more than one inbound node is a shared layer:
+each node is one call, and ``keras_history``'s middle number says which call made a
+tensor.
 """
 from . import loading
 from .file_checks import check_types, refuse
@@ -33,12 +34,18 @@ def functional_config(model, layer_entry):
                                   "optional": False},
                        "registered_name": None, "name": tensor.name, "inbound_nodes": []})
         history[id(tensor)] = [tensor.name, 0, 0]
+    calls = {}  # each layer's calls in the order they run: its inbound_nodes
     for node in graph.nodes:
-        entry = dict(layer_entry(node.layer), name=node.layer.name)
-        args = [_tensor(t, history[id(t)]) for t in node.inputs]
-        entry["inbound_nodes"] = [{"args": [args] if node.multi else args, "kwargs": {}}]
+        calls.setdefault(id(node.layer), []).append(node)
+        history[id(node.output)] = [node.layer.name, len(calls[id(node.layer)]) - 1, 0]
+    for layer in graph.layers:
+        entry = dict(layer_entry(layer), name=layer.name)
+        entry["inbound_nodes"] = []
+        for node in calls[id(layer)]:
+            args = [_tensor(t, history[id(t)]) for t in node.inputs]
+            entry["inbound_nodes"].append({"args": [args] if node.multi else args,
+                                           "kwargs": {}})
         layers.append(entry)
-        history[id(node.output)] = [node.layer.name, 0, 0]
 
     def ends(tensors, single):
         names = [history[id(t)] for t in tensors]
@@ -56,15 +63,20 @@ def _history(arg, path, where):
     config = check_types(path, where, arg.get("config") or {})
     history = config.get("keras_history")
     if not isinstance(history, list) or len(history) != 3 or not isinstance(history[0], str) \
-            or history[1:] != [0, 0]:
-        refuse(path, f"{where}: keras_history {history!r} is not [layer name, 0, 0] (shared "
-                     f"layers and layers of several outputs are not implemented in minicnn)")
-    return history[0]
+            or not isinstance(history[1], int) or isinstance(history[1], bool) \
+            or history[1] < 0 or history[2] != 0:
+        refuse(path, f"{where}: keras_history {str(history)[:100]} is not [layer name, call, 0] "
+                     f"(layers with several outputs are not implemented in minicnn)")
+    return history[0], history[1]
 
 
-def _ref(name, input_names):
-    """A tensor named by Keras's layer name as ``loading.build_graph_model`` names it."""
-    return {"input": input_names.index(name)} if name in input_names else {"layer": name}
+def _ref(history, input_names):
+    """A tensor named by Keras's ``[layer name, call]`` as ``loading.build_graph_model``
+    names it."""
+    name, call = history
+    if name in input_names:
+        return {"input": input_names.index(name)}
+    return {"layer": name, "call": call}
 
 
 def _ends(value, path, what):
@@ -96,22 +108,26 @@ def functional_from_config(config, path, layer_from_entry):
             continue
         nodes = entry.get("inbound_nodes")
         where = f"layer {entry.get('name')!r}"
-        if not isinstance(nodes, list) or len(nodes) != 1 or not isinstance(nodes[0], dict):
-            refuse(path, f"{where} is called {len(nodes) if isinstance(nodes, list) else '?'} "
-                         f"times; minicnn builds layers called once (no shared layers)")
-        args, kwargs = nodes[0].get("args"), nodes[0].get("kwargs") or {}
-        # Keras records BatchNormalization's call with mask=None: no argument at all
-        if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict) or \
-                any(value is not None for value in kwargs.values()):
-            refuse(path, f"{where}: its call is not one tensor or one list of tensors "
-                         f"without arguments (kwargs {str(kwargs)[:80]})")
-        multi = isinstance(args[0], list)
-        names = [_history(a, path, where) for a in (args[0] if multi else args)]
-        graph_entries.append({"inbound": [_ref(n, input_names) for n in names],
-                              "multi": multi})
-        layers.append(layer_from_entry(entry))
+        if not isinstance(nodes, list) or not nodes or not all(isinstance(n, dict)
+                                                               for n in nodes):
+            refuse(path, f"{where} has no list of calls (inbound_nodes)")
+        layer = layer_from_entry(entry)
+        for node in nodes:
+            args, kwargs = node.get("args"), node.get("kwargs") or {}
+            # Keras records BatchNormalization's call with mask=None: no argument at all
+            if not isinstance(args, list) or len(args) != 1 or not isinstance(kwargs, dict) \
+                    or any(value is not None for value in kwargs.values()):
+                refuse(path, f"{where}: its call is not one tensor or one list of tensors "
+                             f"without arguments (kwargs {str(kwargs)[:80]})")
+            multi = isinstance(args[0], list)
+            names = [_history(a, path, where) for a in (args[0] if multi else args)]
+            graph_entries.append({"layer": layer.name, "inbound": names, "multi": multi})
+        layers.append(layer)
     outputs, single_output = _ends(body.get("output_layers"), path, "output_layers")
     inputs, _ = _ends(body.get("input_layers"), path, "input_layers")
+    for entry in graph_entries:  # every input layer is known now, wherever it was listed
+        entry["inbound"] = [_ref(n, input_names) for n in entry["inbound"]]
+    inputs = [name for name, _ in inputs]
     if inputs != input_names:
         refuse(path, f"input_layers {inputs} are not the input layers {input_names} in order")
     described = {"name": body.get("name"), "inputs": shapes, "single_output": single_output,

@@ -210,17 +210,35 @@ def _compile_from_config(model, compiled, path):
             refuse(path, "optimizer argument use_ema=True is not supported by minicnn")
         elif isinstance(value, dict):
             refuse(path, f"optimizer argument {key}: a schedule is not supported by minicnn")
-    loss, loss_config = compiled.get("loss"), {}
+    single = model._single_output
+    losses = compiled.get("loss")
+    losses = [losses] if single or not isinstance(losses, list) else losses
+    if not single and isinstance(compiled.get("loss"), dict):
+        losses = [compiled["loss"].get(name) for name in model.output_names]
+    metrics = compiled.get("metrics") or ([] if single else None)
+    if not single and isinstance(metrics, dict):
+        metrics = [metrics.get(name) for name in model.output_names]
+    if not single and isinstance(metrics, list):
+        metrics = [[m] if isinstance(m, str) else m for m in metrics]
+    weights = compiled.get("loss_weights")
+    if isinstance(weights, dict):
+        weights = [weights.get(name, 1.0) for name in model.output_names]
+    loading.compile_model(path, model, cls_name, kwargs,
+                          [_loss_spec(path, loss) for loss in losses], metrics, weights)
+
+
+def _loss_spec(path, loss):
+    """A loss as a Keras config names it (a string or a serialized object) ->
+    ``(class name, config)``; None stays None (an output without a loss)."""
+    if loss is None:
+        return None
     if isinstance(loss, str):
-        loss_cls = type(losses.get(loss)).__name__ if loss in losses._BY_NAME else loss
-    else:
-        loss = file_checks.check_types(path, "the loss", loss)
-        loss_cls = loss.get("class_name")
-        config = file_checks.check_types(path, f"loss {loss_cls}", loss.get("config") or {})
-        if "from_logits" in config:
-            loss_config["from_logits"] = config["from_logits"]
-    metrics = compiled.get("metrics") or []
-    loading.compile_model(path, model, cls_name, kwargs, loss_cls, loss_config, metrics)
+        return type(losses.get(loss)).__name__ if loss in losses._BY_NAME else loss, {}
+    loss = file_checks.check_types(path, "the loss", loss)
+    loss_cls = loss.get("class_name")
+    config = file_checks.check_types(path, f"loss {loss_cls}", loss.get("config") or {})
+    return loss_cls, ({"from_logits": config["from_logits"]} if "from_logits" in config
+                      else {})
 
 
 def _random_state(z, model, path):

@@ -71,9 +71,36 @@ def build_model(path, layers, input_shape, name=None):
     return model
 
 
-def build_graph_model(path, config, entries, layers):
-    """A functional ``Model`` from its saved graph: each layer called on the tensors
-    its entry names, after the whole graph's size has been checked."""
+def _saved_nodes(path, config, entries):
+    """The calls of a functional model in minicnn's archive: its ``nodes`` list, or
+    (files written before shared layers) one call per layer from the layers' own
+    ``inbound`` and ``multi``."""
+    if "nodes" in config:
+        if not isinstance(config["nodes"], list):
+            refuse(path, "its functional model's nodes are not a list")
+        return config["nodes"]
+    return [{"layer": (e.get("config") or {}).get("name"), "inbound": e.get("inbound"),
+             "multi": e.get("multi")} for e in entries]
+
+
+def _graph_ref(path, ref, what):
+    """A tensor a saved graph names: ``{"input": i}`` or ``{"layer": name}`` (its first
+    call) or ``{"layer": name, "call": k}`` -> ``("input", i)`` or ``(name, k)``."""
+    if isinstance(ref, dict) and set(ref) == {"input"} and isinstance(ref["input"], int) \
+            and not isinstance(ref["input"], bool):
+        return "input", ref["input"]
+    if isinstance(ref, dict) and set(ref) in ({"layer"}, {"layer", "call"}) and isinstance(
+            ref["layer"], str) and isinstance(ref.get("call", 0), int) \
+            and not isinstance(ref.get("call", 0), bool):
+        return ref["layer"], ref.get("call", 0)
+    refuse(path, f"{what} names {str(ref)[:100]}: not an input or a layer's call")
+
+
+def build_graph_model(path, config, nodes, layers):
+    """A functional ``Model`` from its saved graph: ``nodes`` are the layers' calls
+    (``{"layer": name, "inbound": [tensor refs], "multi": bool}``; a shared layer has
+    several), each made on the tensors it names once those exist, after the whole
+    graph's size has been checked."""
     from .backend import floatx
     from .functional import Model
     from .graph import Input
@@ -86,29 +113,39 @@ def build_graph_model(path, config, entries, layers):
                 isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             refuse(path, f"input shape {shape!r} is not a list of sizes")
         inputs.append(Input(tuple(shape)))
-    for entry, layer in zip(entries, layers):
-        inbound = entry.get("inbound")
-        if not isinstance(inbound, list) or not inbound or not isinstance(
-                entry.get("multi"), bool) or (len(inbound) > 1 and not entry["multi"]):
-            refuse(path, f"layer '{layer.name}' has no valid list of inbound tensors")
+    by_name = {}
+    for layer in layers:
+        if layer.name in by_name:
+            refuse(path, f"two layers are named '{layer.name}'")
+        by_name[layer.name] = layer
+    # each node: (its layer, its tensor's key (layer name, call k), the keys it reads)
+    plan, calls = [], {}
+    for node in nodes:
+        name = node.get("layer") if isinstance(node, dict) else None
+        inbound = node.get("inbound") if isinstance(node, dict) else None
+        if name not in by_name or not isinstance(inbound, list) or not inbound or \
+                not isinstance(node.get("multi"), bool) or (len(inbound) > 1
+                                                            and not node["multi"]):
+            refuse(path, f"a call of layer {str(name)[:60]!r} has no valid list of inbound "
+                         f"tensors")
+        refs = [_graph_ref(path, ref, f"layer '{name}'") for ref in inbound]
+        calls[name] = calls.get(name, -1) + 1
+        plan.append((by_name[name], (name, calls[name]), refs, node["multi"]))
+    outputs = [_graph_ref(path, ref, "an output") for ref in config.get("outputs") or [None]]
+    order = _calls_in_order(path, plan, len(inputs))
 
     def walk(starts, step):
-        """Each layer's result from the results its entry names (``starts`` for the
-        inputs); the results of the outputs."""
-        done = {}
-
-        def resolve(ref, what):
-            if isinstance(ref, dict) and set(ref) == {"input"} and isinstance(
-                    ref["input"], int) and not isinstance(ref["input"], bool) \
-                    and 0 <= ref["input"] < len(starts):
-                return starts[ref["input"]]
-            if isinstance(ref, dict) and set(ref) == {"layer"} and ref["layer"] in done:
-                return done[ref["layer"]]
-            refuse(path, f"{what} names {ref!r}: neither an input nor an earlier layer")
-        for entry, layer in zip(entries, layers):
-            args = [resolve(ref, f"layer '{layer.name}'") for ref in entry["inbound"]]
-            done[layer.name] = step(layer, args if entry["multi"] else args[0])
-        return [resolve(ref, "an output") for ref in config.get("outputs") or [None]]
+        """Each call's result from the results it names (``starts`` for the inputs);
+        the results of the outputs."""
+        done = {("input", i): start for i, start in enumerate(starts)}
+        for i in order:
+            layer, key, refs, multi = plan[i]
+            args = [done[ref] for ref in refs]
+            done[key] = step(layer, args if multi else args[0])
+        missing = [ref for ref in outputs if ref not in done]
+        if missing:
+            refuse(path, f"an output names {missing[0]}: neither an input nor a layer's call")
+        return [done[ref] for ref in outputs]
 
     count = 0
 
@@ -130,6 +167,38 @@ def build_graph_model(path, config, entries, layers):
                      outputs[0] if single else outputs, name=config.get("name"))
     except (TypeError, ValueError) as exc:
         raise file_checks.ModelFileError(path, f"its graph does not build: {exc}") from exc
+
+
+def _calls_in_order(path, plan, inputs):
+    """The calls in an order where each comes after the calls it reads (Kahn's
+    algorithm, earliest listed first): the order in which they are made."""
+    import heapq
+    made_by = {key: i for i, (_, key, _, _) in enumerate(plan)}
+    waiting, readers, ready = [0] * len(plan), {}, []
+    for i, (layer, _, refs, _) in enumerate(plan):
+        for ref in refs:
+            if ref[0] == "input" and 0 <= ref[1] < inputs:
+                continue
+            if ref not in made_by:
+                refuse(path, f"layer '{layer.name}' names {ref}: neither an input nor a "
+                             f"layer's call")
+            waiting[i] += 1
+            readers.setdefault(ref, []).append(i)
+        if not waiting[i]:
+            ready.append(i)
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for reader in readers.get(plan[i][1], []):
+            waiting[reader] -= 1
+            if not waiting[reader]:
+                heapq.heappush(ready, reader)
+    if len(order) != len(plan):
+        stuck = next(plan[i][0] for i in range(len(plan)) if waiting[i])
+        refuse(path, f"its graph has a cycle through layer '{stuck.name}'")
+    return order
 
 
 def _itemsize(dtype):
@@ -159,18 +228,36 @@ def set_weights(path, layer, stored, where=None):
             raise file_checks.ModelFileError(path, str(exc)) from exc
 
 
-def compile_model(path, model, optimizer, optimizer_config, loss, loss_config, metrics):
-    """``model.compile`` with the optimizer and loss classes named by the file."""
+def compile_model(path, model, optimizer, optimizer_config, losses, metrics,
+                  loss_weights=None):
+    """``model.compile`` with the optimizer and loss classes named by the file.
+    ``losses``: ``[(class name, config) or None]``, one per output; ``metrics``: a list
+    of names (one output) or one list of names (or None) per output."""
     from . import losses as losses_module, optimizers as optimizers_module
     opt_cls = lookup(path, optimizers_module.CLASSES, optimizer, "optimizer")
-    loss_cls = lookup(path, losses_module.CLASSES, loss, "loss")
     optimizer_config = check_types(path, f"optimizer {optimizer}", optimizer_config or {})
-    loss_config = check_types(path, f"loss {loss}", loss_config or {})
-    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
-        refuse(path, f"metrics {metrics!r}: minicnn reads a list of metric names")
+    made = []
+    for spec in losses:
+        if spec is None:
+            made.append(None)
+            continue
+        loss_cls = lookup(path, losses_module.CLASSES, spec[0], "loss")
+        made.append(loss_cls(**check_types(path, f"loss {spec[0]}", spec[1] or {})))
+
+    def names(entry):
+        return isinstance(entry, list) and all(isinstance(m, str) for m in entry)
+    single = len(losses) == 1
+    if not (names(metrics) if single else isinstance(metrics, list) and all(
+            m is None or names(m) for m in metrics)):
+        refuse(path, f"metrics {metrics!r}: minicnn reads a list of metric names"
+                     + ("" if single else " (or None) per output"))
+    if loss_weights is not None and not (isinstance(loss_weights, list) and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in loss_weights)):
+        refuse(path, f"loss_weights {loss_weights!r}: minicnn reads a list of numbers")
     try:
-        model.compile(optimizer=opt_cls(**optimizer_config), loss=loss_cls(**loss_config),
-                      metrics=metrics)
+        model.compile(optimizer=opt_cls(**optimizer_config),
+                      loss=made[0] if single else made, metrics=metrics,
+                      loss_weights=loss_weights)
     except (TypeError, ValueError) as exc:
         raise file_checks.ModelFileError(path, f"compile settings: {exc}") from exc
 
@@ -220,7 +307,8 @@ def load_npz_model(path):
                 refuse(path, "its model has no list of layer objects")
             layers = [make_layer(path, e.get("class_name"), e.get("config")) for e in entries]
             if config.get("functional") is True:
-                model = build_graph_model(path, config, entries, layers)
+                model = build_graph_model(path, config, _saved_nodes(path, config, entries),
+                                          layers)
             else:
                 model = build_model(path, layers, config.get("input_shape"),
                                     config.get("name"))
@@ -228,11 +316,16 @@ def load_npz_model(path):
             compiled = header.get("compile")
             if compiled:
                 compiled = check_types(path, "the compile settings", compiled)
-                spec = {k: check_types(path, f"the compile settings' {k}", compiled.get(k))
-                        for k in ("optimizer", "loss")}
-                compile_model(path, model, spec["optimizer"].get("class_name"),
-                              spec["optimizer"].get("config"), spec["loss"].get("class_name"),
-                              spec["loss"].get("config"), compiled.get("metrics", []))
+                spec = check_types(path, "the compile settings' optimizer",
+                                   compiled.get("optimizer"))
+                losses = compiled.get("loss")
+                losses = losses if isinstance(losses, list) else [losses]
+                for i, entry in enumerate(losses):
+                    if entry is not None:
+                        entry = check_types(path, f"the compile settings' loss {i}", entry)
+                        losses[i] = (entry.get("class_name"), entry.get("config"))
+                compile_model(path, model, spec.get("class_name"), spec.get("config"), losses,
+                              compiled.get("metrics", []), compiled.get("loss_weights"))
                 slots = {}
                 for slot in _slot_names(archive):
                     count = archive.count(f"optimizer/{slot}")

@@ -17,8 +17,9 @@ class FileMethods:
 
     def get_config(self):
         """The architecture as JSON: a Sequential model's layers in order; a functional
-        model's layers in the order they run, each with the tensors it was called on
-        (``{"input": i}`` or ``{"layer": name}`` of the layer that made it)."""
+        model's layers, and its ``nodes``: each call of a layer in the order they run,
+        with the tensors it was called on (``{"input": i}``, or ``{"layer": name}`` /
+        ``{"layer": name, "call": k}`` for what the layer's first / k-th call made)."""
         entries = [{"class_name": type(layer).__name__,
                     "config": dict(layer.get_config(), **(
                         {} if layer.trainable else {"trainable": False}))}
@@ -27,17 +28,21 @@ class FileMethods:
             return {"name": self.name, "input_shape": list(self._sample_in or []),
                     "layers": entries}
         graph = self._graph
+        call, made = {}, {}  # each node's place among its layer's calls (shared: several)
+        for node in graph.nodes:
+            call[id(node)] = made.get(id(node.layer), 0)
+            made[id(node.layer)] = call[id(node)] + 1
 
         def ref(tensor):
             if tensor.node is None:
                 return {"input": [id(t) for t in graph.inputs].index(id(tensor))}
-            return {"layer": tensor.node.layer.name}
-        for entry, node in zip(entries, graph.nodes):
-            entry["inbound"] = [ref(t) for t in node.inputs]
-            entry["multi"] = node.multi
+            k = call[id(tensor.node)]
+            return {"layer": tensor.node.layer.name, **({"call": k} if k else {})}
+        nodes = [{"layer": node.layer.name, "inbound": [ref(t) for t in node.inputs],
+                  "multi": node.multi} for node in graph.nodes]
         return {"name": self.name, "functional": True,
                 "inputs": [list(t.shape[1:]) for t in graph.inputs],
-                "layers": entries, "outputs": [ref(t) for t in graph.outputs],
+                "layers": entries, "nodes": nodes, "outputs": [ref(t) for t in graph.outputs],
                 "single_output": self._single_output}
 
     def save_weights(self, path):
@@ -71,12 +76,18 @@ class FileMethods:
         header = {"kind": "model", "model": self.get_config()}
         arrays = saving.indexed("weights", self.get_weights())
         if self.loss is not None:
+            def entry(loss):
+                return None if loss is None else {"class_name": type(loss).__name__,
+                                                  "config": loss.get_config()}
+            objectives = self._objectives
             header["compile"] = {
                 "optimizer": {"class_name": type(self.optimizer).__name__,
                               "config": self.optimizer.get_config()},
-                "loss": {"class_name": type(self.loss).__name__,
-                         "config": self.loss.get_config()},
-                "metrics": self.metric_names}
+                "loss": entry(self.loss) if self._single_output else
+                [entry(o.loss) for o in objectives],
+                "metrics": objectives[0].metric_ids if self._single_output else
+                [o.metric_ids for o in objectives],
+                "loss_weights": [o.weight for o in objectives]}
             state = self.optimizer.get_state()
             header["compile"]["iterations"] = state.pop("iterations")
             for slot, values in state.items():

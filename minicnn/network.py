@@ -12,6 +12,11 @@ which every node comes after the nodes that feed it (a topological order), and t
   and the chain rule sums over paths. That sum is the whole difference between
   backprop through a chain and through a graph.
 
+A layer called more than once (a shared layer: the same weights applied to two
+tensors, as in a siamese network) has one node per call. Forward keeps each call's
+cache aside, backward hands it back before that call's backward pass, and the
+weights' gradient is the sum over the calls.
+
 ``Sequential`` is the graph whose nodes form one chain (``minicnn.models``); the same
 two walks run it. ``layers=`` lets a caller run the graph through substitutes of the
 model's layers (copies sharing its weights: the two-thread training step).
@@ -64,25 +69,33 @@ class Graph:
                 if tensor.node is not None:
                     depth[id(tensor.node)] = max(depth[id(tensor.node)], depth[id(node)] + 1)
         self.nodes = sorted(order, key=lambda n: (-depth[id(n)], first_seen[id(n)]))
-        self.layers, seen = [], set()
+        self.layers, calls = [], {}
         for node in self.nodes:
-            if id(node.layer) in seen:
-                raise ValueError(f"{owner}: {node.layer._who()} is called more than once in "
-                                 f"the graph; shared layers are not implemented in minicnn")
-            seen.add(id(node.layer))
-            self.layers.append(node.layer)
+            if id(node.layer) not in calls:
+                self.layers.append(node.layer)
+            calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
+        # layers called more than once (shared: one set of weights, several calls);
+        # each call's cache is kept aside in ``_saved`` between the two walks
+        self.shared = {key for key, count in calls.items() if count > 1}
+        self._saved = {}
         # nodes that read only the model's inputs: with input_gradient=False they may
         # skip dL/dinput (training needs none)
         self._first = {id(node) for node in self.nodes
                        if all(t.node is None for t in node.inputs)}
+        self._read = {id(t) for node in self.nodes for t in node.inputs}
+
+    def consumed(self, tensor):
+        """Whether a node of the graph reads ``tensor`` (an output may also feed layers)."""
+        return id(tensor) in self._read
 
     def _substitutes(self, layers):
         if layers is None or layers is self.layers:
             return {}
         return {id(mine): theirs for mine, theirs in zip(self.layers, layers)}
 
-    def forward(self, xs, training=False, layers=None):
-        """The outputs' values (a list) for the inputs' values ``xs`` (a list)."""
+    def forward(self, xs, training=False, layers=None, observe=None):
+        """The outputs' values (a list) for the inputs' values ``xs`` (a list).
+        ``observe(node, output)``, if given, sees each node's output (``trace``)."""
         use = self._substitutes(layers)
         values = {id(t): x for t, x in zip(self.inputs, xs)}
         for node in self.nodes:
@@ -90,31 +103,59 @@ class Graph:
             args = [values[id(t)] for t in node.inputs]
             values[id(node.output)] = layer.forward(args if node.multi else args[0],
                                                     training=training)
+            if id(node.layer) in self.shared:
+                self._saved[id(layer), id(node)] = layer.call_state()
+            if observe is not None:
+                observe(node, values[id(node.output)])
         return [values[id(t)] for t in self.outputs]
 
-    def backward(self, grads, from_logits=False, input_gradient=True, layers=None):
-        """From ``grads`` (dL/d each output, a list) back to dL/d each input (a list;
-        None where ``input_gradient=False`` let the first layers skip it).
-        ``from_logits=True``: the single output's gradient is dL/d(softmax input) of
-        the last layer (the fused softmax + cross-entropy)."""
+    def backward(self, grads, from_logits=False, input_gradient=True, layers=None,
+                 observe=None):
+        """From ``grads`` (dL/d each output, a list; None for an output without a loss)
+        back to dL/d each input (a list; None where ``input_gradient=False`` let the
+        first layers skip it). ``from_logits`` (a list, one flag per output): True
+        where that output's gradient is dL/d(softmax input) of the layer making it
+        (the fused softmax + cross-entropy; that output feeds no other layer).
+        ``observe(node, grad, fused, dx)``, if given, sees the gradient arriving at each
+        node and what it passes down (``trace``)."""
         use = self._substitutes(layers)
-        pending = {}
-        for tensor, grad in zip(self.outputs, grads):
-            _accumulate(pending, tensor, grad)
+        pending, fused, summed = {}, set(), {}
+        for tensor, grad, logits in zip(self.outputs, grads, from_logits):
+            if grad is not None:
+                _accumulate(pending, tensor, grad)
+                if logits:
+                    fused.add(id(tensor))
         for node in reversed(self.nodes):
             layer = use.get(id(node.layer), node.layer)
             grad = pending.pop(id(node.output), None)
             if grad is None:  # feeds no output that has a gradient
                 continue
-            if from_logits and node is self.nodes[-1]:
+            shared = id(node.layer) in self.shared
+            if shared:  # this call's cache, kept aside by forward
+                layer.restore_call_state(self._saved.pop((id(layer), id(node))))
+            if id(node.output) in fused:
                 dx = layer.backward_from_logits(grad)
             else:
                 dx = layer.backward(grad, input_gradient=input_gradient
                                     or id(node) not in self._first)
+            if shared and layer._grads is not None:
+                # a shared layer's weights get the sum of every call's gradients: the
+                # same chain rule as a tensor feeding several layers, one level down
+                before = summed.get(id(layer))
+                summed[id(layer)] = (layer, list(layer._grads) if before is None else
+                                     [a + b for a, b in zip(before[1], layer._grads)])
+            if observe is not None:
+                observe(node, grad, id(node.output) in fused, dx)
             for tensor, d in zip(node.inputs, dx if node.multi else [dx]):
                 if d is not None:
                     _accumulate(pending, tensor, d)
+        for layer, grads in summed.values():
+            layer._grads = grads
         return [pending.get(id(t)) for t in self.inputs]
+
+    def release(self):
+        """Forget the caches kept aside for shared layers' calls."""
+        self._saved.clear()
 
 
 def _accumulate(pending, tensor, grad):

@@ -19,8 +19,11 @@ numbers up to float rounding. The cut (at len(x) // 2) and the order of the addi
 depend only on the batch, never on how many cores there are, so a run gives the same
 bits on any machine.
 
-Only where it is the same computation: layers without state that a step changes or
-randomness it draws (Conv2D, Dense, Flatten, Activation and the poolings; a
+The halves run the model's graph (``minicnn.network``) through the copies, so a
+functional model with residual adds, concatenations or shared layers splits as a
+chain does. Only where it is the same computation: layers without state that a step
+changes or randomness it draws (Conv2D, Dense, the poolings, the merge, reshaping
+and activation layers: ``_SAME_LAYERS``; a
 BatchNormalization's statistics are those of the whole batch, a Dropout mask comes
 from one generator), a kernel set that says its kernels can run on two threads at
 once (``SPLIT_BATCH_ON_THREADS``: numba), batches of SPLIT_MIN_BATCH or more, and
@@ -34,14 +37,19 @@ from . import backend
 # Below this a step is too short for the hand-over between threads to pay off.
 SPLIT_MIN_BATCH = 64
 _SAME_LAYERS = ("Conv2D", "Dense", "Flatten", "Activation", "MaxPooling2D",
-                "AveragePooling2D", "MinPooling2D")
+                "AveragePooling2D", "MinPooling2D", "GlobalAveragePooling2D",
+                "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D", "UpSampling2D", "Reshape",
+                "Rescaling", "Identity", "Softmax", "ReLU", "LeakyReLU", "ELU",
+                # the merge layers: a graph's residual adds and concatenations
+                "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
 _WORKER = []  # the second thread, started on first use
 _BLAS = []    # threadpoolctl's controller of the BLAS libraries, made on first use
 
 
 def suits(model, x):
     """Whether ``model``'s training step on batch ``x`` runs as two halves."""
-    if len(x) < SPLIT_MIN_BATCH or model.optimizer.communicator.size != 1:
+    if not (model._single_input and model._single_output) \
+            or len(x) < SPLIT_MIN_BATCH or model.optimizer.communicator.size != 1:
         return False
     if not all(type(layer).__name__ in _SAME_LAYERS for layer in model.layers):
         return False

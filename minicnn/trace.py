@@ -1,6 +1,8 @@
 """``model.trace(x, y)``: one training step, every number a learner wants to see.
 
-The step is the one ``train_on_batch`` takes, walked layer by layer:
+The step is the one ``train_on_batch`` takes, walked layer by layer (node by node
+through a functional model's graph: a shared layer has a row per call, its weights
+at the first of them):
 
     forward:   each layer's output -- shape, mean, std, min, max, and for relu the
                fraction of dead units (output 0), for tanh/sigmoid the fraction of
@@ -39,10 +41,6 @@ def _stats(a, activation):
     return row
 
 
-def _norm(a):
-    return float(np.linalg.norm(np.asarray(to_host(a), dtype=np.float64)))
-
-
 def _next_updates(model, grads):
     """The change each trainable weight would see in the next step: the optimizer's
     own rule applied to copies (its slots included), so the model stays as it is."""
@@ -60,7 +58,8 @@ def trace_step(model, x, y):
     docstring), as a dict; nothing in the model changes."""
     model._require_compiled("trace()")
     if not isinstance(model.optimizer, Optimizer):
-        raise TypeError(f"Sequential '{model.name}': trace() needs a minicnn optimizer")
+        raise TypeError(f"{type(model).__name__} '{model.name}': trace() needs a minicnn "
+                        f"optimizer")
     layers = model.layers
     kept = _KeptState(layers)
     try:
@@ -86,51 +85,67 @@ class _KeptState:
             generator.bit_generator.state = state
 
 
-def _trace(model, layers, x, y):
-    forward, out = [], x
-    for layer in layers:
-        out = layer.forward(out, training=True)
-        activation = getattr(layer, "activation", None)
-        forward.append({"layer": layer.name, "class": type(layer).__name__,
-                        "activation": activation, **_stats(out, activation)})
-    per_sample, y_dev = model._loss_value(y, out)
-    loss = float(to_host(per_sample.mean()))
+def _norm(a):
+    """The norm of an array, or of a list of them (a merge layer's inputs) taken as
+    one vector; None for no gradient (an input that needs none)."""
+    parts = [p for p in (a if isinstance(a, list) else [a]) if p is not None]
+    if not parts:
+        return 0.0
+    return float(np.sqrt(sum(np.linalg.norm(np.asarray(to_host(p), dtype=np.float64)) ** 2
+                             for p in parts)))
 
-    backward, rest = [], layers
+
+def _trace(model, layers, x, y):
+    """The step walked through the model's graph (``minicnn.network``): one forward
+    row and one backward row per call of a layer, in the order the walks visit them."""
+    forward = []
+
+    def seen_forward(node, out):
+        activation = getattr(node.layer, "activation", None)
+        forward.append({"layer": node.layer.name, "class": type(node.layer).__name__,
+                        "activation": activation, **_stats(out, activation)})
+    if not model.built:  # a Sequential model without an input shape: built by its data
+        model.build(tuple(np.shape(x))[1:])
+    graph = model._graph
+    single_in = model._single_input
+    outs = graph.forward([x] if single_in else list(x), training=True, observe=seen_forward)
+    out = outs[0] if model._single_output else outs
+    per_sample, y_dev = model._loss_value(y, out)
+    loss = float(to_host(per_sample.mean())) if model._single_output else \
+        model._batch_logs(y_dev, out, per_sample)["loss"]
+
+    backward = []
+
+    def seen_backward(node, grad, fused, dx):
+        arriving = ("logits" if fused else "output", _norm(grad), tuple(grad.shape))
+        backward.append((node.layer, arriving, dx))
     grad, from_logits = model._loss_gradient(y_dev, out)
-    if from_logits:  # the step starts below the softmax: dL/dlogits = (p - y) / N
-        arriving = ("logits", _norm(grad), tuple(grad.shape))
-        grad = layers[-1].backward_from_logits(grad)
-        backward.append((layers[-1], arriving, grad))
-        rest = layers[:-1]
-    for layer in reversed(rest):
-        arriving = ("output", _norm(grad), tuple(grad.shape))
-        grad = layer.backward(grad)
-        backward.append((layer, arriving, grad))
+    single = model._single_output
+    graph.backward([grad] if single else grad, [from_logits] if single else from_logits,
+                   observe=seen_backward)
 
     updates = iter(_next_updates(model, model.gradients_of(model.layers)))
-    rows = []
+    changes = {id(layer): [next(updates) for _ in layer.trainable_weights]
+               for layer in model.layers}
+    rows, shown = [], set()
     for layer, (where, arriving_norm, arriving_shape), passed in backward:
         weights = []
-        names = [n for n, _, t in layer._weights if t]
-        for name, g in zip(names, layer._grads or []):
-            w = to_host(layer._weight(name))
-            weights.append({"name": name, "shape": tuple(w.shape), "grad_norm": _norm(g),
-                            "weight_norm": _norm(w)})
+        if id(layer) not in shown:  # a shared layer's weights: at its first row
+            shown.add(id(layer))
+            names = [n for n, _, t in layer._weights if t and layer.trainable]
+            for name, g, change in zip(names, layer._grads or [], changes[id(layer)]):
+                w = to_host(layer._weight(name))
+                weights.append({"name": name, "shape": tuple(w.shape), "grad_norm": _norm(g),
+                                "weight_norm": _norm(w), "update_norm": _norm(change)})
+                # a zero weight (a fresh bias) has no meaningful ratio
+                weights[-1]["update_ratio"] = (weights[-1]["update_norm"] / _norm(w)
+                                               if _norm(w) > 0 else None)
         rows.append({"layer": layer.name, "class": type(layer).__name__,
                      "grad_at": where, "grad_shape": arriving_shape,
                      "grad_in_norm": arriving_norm, "grad_out_norm": _norm(passed),
                      "weights": weights})
-    # the optimizer's updates come in model order; the rows are in backward order
-    for row in reversed(rows):
-        for weight in row["weights"]:
-            change = next(updates)
-            weight["update_norm"] = _norm(change)
-            # a zero weight (a fresh bias) has no meaningful ratio
-            weight["update_ratio"] = (weight["update_norm"] / weight["weight_norm"]
-                                      if weight["weight_norm"] > 0 else None)
     model._release_caches()
-    return {"model": model.name, "batch": len(out), "loss": loss, "forward": forward,
+    return {"model": model.name, "batch": len(outs[0]), "loss": loss, "forward": forward,
             "backward": rows}
 
 

@@ -16,8 +16,9 @@ import math
 
 import numpy as np
 
-from . import losses as losses_module, split_step, training
-from . import metrics as metrics_module, optimizers as optimizers_module
+from . import losses as losses_module, model_data, objectives as objectives_module
+from . import split_step, training
+from . import optimizers as optimizers_module
 from .backend import as_array, get_array_module, to_device, to_host
 from .utils import global_rng
 
@@ -25,54 +26,79 @@ from .utils import global_rng
 class Trainer:
     """compile, the training step and the loop's entry points, for ``Model``."""
 
-    def compile(self, optimizer="adam", loss=None, metrics=None):
+    def compile(self, optimizer="adam", loss=None, metrics=None, loss_weights=None):
+        """The optimizer, the loss and the metrics, as Keras's ``compile``; for a model
+        with several outputs, ``loss``/``loss_weights``/``metrics`` per output
+        (``minicnn.objectives``)."""
         if loss is None:
             raise ValueError(f"{type(self).__name__} '{self.name}': compile() needs a loss")
+        self._objectives = objectives_module.resolve(self, loss, metrics, loss_weights)
         self.optimizer = optimizers_module.get(optimizer)
-        self.loss = losses_module.get(loss)
-        self.metric_names, self._metric_fns = [], []
-        for metric in metrics or []:
-            name, fn = metrics_module.get(metric, loss=self.loss)
-            self.metric_names.append(name)
-            self._metric_fns.append(fn)
-        self.metric_names = metrics_module.unique_names(self.metric_names)  # Keras's _1, _2
+        losses = [o.loss for o in self._objectives]
+        self.loss = losses[0] if self._single_output else losses
+        self.metric_names = objectives_module.log_names(self._objectives)[1:]
 
-    def _fused_softmax_loss(self):
-        """True when the backward walk can start at the softmax input with (p - y)/N."""
-        if not self._single_output or not self._graph.nodes:
+    def _as_list(self, value, single):
+        return [value] if single else list(value)
+
+    def _from_list(self, values, single):
+        return values[0] if single else values
+
+    def _fused_softmax_loss(self, index=0):
+        """True when the backward walk can start output ``index``'s softmax input with
+        (p - y)/N: cross-entropy on probabilities from a softmax layer whose output
+        feeds nothing else in the graph."""
+        loss = self._objectives[index].loss
+        tensor = self._graph.outputs[index] if self._graph is not None else None
+        if tensor is None or tensor.node is None or tensor.node.multi:
             return False
-        last = self._graph.nodes[-1].layer  # the output layer
-        return (isinstance(self.loss, losses_module.CategoricalCrossentropy)
-                and not self.loss.from_logits
-                and getattr(last, "activation", None) == "softmax")
-
-    def _require_single_io(self, what):
-        if not (self._single_input and self._single_output):
-            raise NotImplementedError(
-                f"{type(self).__name__} '{self.name}': {what} of a model with several inputs "
-                f"or outputs is not implemented in minicnn yet; call the model on a list of "
-                f"arrays instead (model([x1, x2]))")
+        return (isinstance(loss, losses_module.CategoricalCrossentropy)
+                and not loss.from_logits
+                and getattr(tensor.node.layer, "activation", None) == "softmax"
+                and not self._graph.consumed(tensor))
 
     def _require_compiled(self, what):
-        self._require_single_io(what)
         if self.loss is None:
             raise ValueError(f"{type(self).__name__} '{self.name}': {what} needs compile() first")
 
     def _loss_value(self, y, out):
         """Per-sample losses of a batch (Keras's values) and the targets, checked and cast
-        where they arrived (the host) and then moved to the backend, once."""
-        y, out = self.loss.prepare(as_array(y), out)
-        y = to_device(y)
-        return self.loss.per_sample(y, out), y
+        where they arrived (the host) and then moved to the backend, once. A model with
+        several outputs takes and gives lists (None for an output without a loss)."""
+        single = self._single_output
+        per_sample, targets = [], []
+        for objective, yi, oi in zip(self._objectives, self._as_list(y, single),
+                                     self._as_list(out, single)):
+            if objective.loss is None:
+                per_sample.append(None)
+                targets.append(None)
+                continue
+            yi, oi = objective.loss.prepare(as_array(yi), oi)
+            yi = to_device(yi)
+            per_sample.append(objective.loss.per_sample(yi, oi))
+            targets.append(yi)
+        return self._from_list(per_sample, single), self._from_list(targets, single)
 
     def _batch_logs(self, y_dev, out, per_sample):
         """The batch's loss and metrics as Python floats, copied to the host together:
         one transfer (and on a GPU one wait) per batch. ``y_dev``: the labels as
         ``_loss_value`` returned them (on the backend)."""
-        xp = get_array_module(out)
-        values = [per_sample.mean()] + [fn(y_dev, out).mean() for fn in self._metric_fns]
+        single = self._single_output
+        outs = self._as_list(out, single)
+        xp = get_array_module(*outs)
+        parts, metrics, total = [], [], None
+        for objective, yi, oi, li in zip(self._objectives, self._as_list(y_dev, single), outs,
+                                         self._as_list(per_sample, single)):
+            if objective.loss is not None:
+                mean = li.mean()
+                parts.append(mean)
+                term = mean * objective.weight if objective.weight != 1.0 else mean
+                total = term if total is None else total + term
+            metrics += [fn(yi, oi).mean() for fn in objective.metric_fns]
+        separate = objectives_module.separate_losses(self._objectives)
+        values = [total] + (parts if separate else []) + metrics
         host = to_host(xp.stack([v.astype("float64") for v in values]))
-        return dict(zip(["loss"] + self.metric_names, host.tolist()))
+        return dict(zip(objectives_module.log_names(self._objectives), host.tolist()))
 
     def _release_caches(self):
         """Drop what the layers kept for a backward pass once a step (or an inference
@@ -80,20 +106,46 @@ class Trainer:
         double the memory a step needs (on a GPU, what limits the batch size)."""
         for layer in self.layers:
             layer.release_cache()
+        if self._graph is not None:
+            self._graph.release()
 
     def _loss_gradient(self, y_dev, out):
         """Where the backward walk starts: ``(grad, from_logits)``. With softmax + cross-
         entropy that is dL/d(softmax input) = (p - y) / N (no division by p, exact for any
-        logits, ``from_logits=True``); otherwise the loss's dL/d(output)."""
-        if self._fused_softmax_loss():
-            return (out - self.loss.dense_targets(y_dev, out)) / len(out), True
-        return self.loss.prepared_gradient(y_dev, out), False
+        logits, ``from_logits=True``); otherwise the loss's dL/d(output); each scaled by
+        its loss weight. Lists for a model with several outputs (None: no loss)."""
+        single = self._single_output
+        grads, fused = [], []
+        for i, (objective, yi, oi) in enumerate(zip(self._objectives,
+                                                    self._as_list(y_dev, single),
+                                                    self._as_list(out, single))):
+            fused.append(objective.loss is not None and self._fused_softmax_loss(i))
+            if objective.loss is None:
+                grad = None
+            elif fused[-1]:
+                grad = (oi - objective.loss.dense_targets(yi, oi)) / len(oi)
+            else:
+                grad = objective.loss.prepared_gradient(yi, oi)
+            if grad is not None and objective.weight != 1.0:
+                grad = grad * objective.weight
+            grads.append(grad)
+        return self._from_list(grads, single), self._from_list(fused, single)
 
     @staticmethod
     def gradients_of(layers):
         """The trainable weights' gradients of the last backward through ``layers``, in
-        weight order."""
-        return [g for layer in layers if layer.trainable_weights for g in layer._grads]
+        weight order (zeros for a layer no gradient reached: one that feeds only an
+        output without a loss)."""
+        grads = []
+        for layer in layers:
+            if not layer.trainable_weights:
+                continue
+            if layer._grads is None:
+                xp = get_array_module(*layer.trainable_weights)
+                grads += [xp.zeros_like(w) for w in layer.trainable_weights]
+            else:
+                grads += layer._grads
+        return grads
 
     def _train_step(self, x, y, finite_only=False):
         """One step; returns the batch's logs (pre-update, as Keras reports them).
@@ -127,9 +179,7 @@ class Trainer:
         computes forward and passes backward (``minicnn.trace``); returns it as data.
         The model does not change."""
         from .trace import format_trace, trace_step
-        if self._graph is not None and any(node.multi for node in self._graph.nodes):
-            raise NotImplementedError(f"{type(self).__name__} '{self.name}': trace() of a graph "
-                                      f"with merge layers is not implemented in minicnn yet")
+        x, y = model_data.inputs(self, x, "trace()"), model_data.targets(self, y, "trace()")
         self._check_xy(x, y, "trace()")
         data = trace_step(self, x, y)
         if print_fn is not None:
@@ -139,12 +189,14 @@ class Trainer:
     def train_on_batch(self, x, y):
         """One step on one batch; returns the pre-update loss (and metrics) as Keras does."""
         self._require_compiled("train_on_batch()")
+        x = model_data.inputs(self, x, "train_on_batch()")
+        y = model_data.targets(self, y, "train_on_batch()")
         self._check_xy(x, y, "train_on_batch()")
         logs = self._train_step(x, y)
         return self._as_result(logs)
 
     def _as_result(self, logs):
-        values = [logs["loss"]] + [logs[name] for name in self.metric_names]
+        values = [logs[name] for name in objectives_module.log_names(self._objectives)]
         return values[0] if len(values) == 1 else values
 
     def _check_finite(self, what, arrays):
@@ -166,13 +218,9 @@ class Trainer:
                     f"check_numerics=False to skip this check")
 
     def _check_xy(self, x, y, what="the data"):
+        """``x`` and ``y`` (as ``model_data`` puts them) fit the model and each other."""
         self._check_samples(x, what)
-        if len(x) != len(y):
-            raise ValueError(f"{type(self).__name__} '{self.name}': "
-                             f"x and y must have the same number of "
-                             f"samples. Received: {len(x)} inputs and {len(y)} targets")
-        if len(x) == 0:
-            raise ValueError(f"{type(self).__name__} '{self.name}': received an empty dataset")
+        model_data.check_counts(self, x, y, what)
 
     def _shuffling(self, seed):
         """The model's shuffling generator: made from ``seed`` (again whenever fit gets
@@ -195,8 +243,8 @@ class Trainer:
                             terminate_on_nan=terminate_on_nan)
 
     def predict(self, x, batch_size=32, verbose=0):
-        """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
-        self._require_single_io("predict()")
+        """Outputs for ``x`` in inference mode, as one host (NumPy) array (a list of
+        them for a model with several outputs)."""
         return training.predict(self, x, batch_size=batch_size, verbose=verbose)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True):

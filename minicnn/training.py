@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from . import callbacks as callbacks_module, step_memory
-from .backend import as_array, to_host
+from . import callbacks as callbacks_module, model_data, step_memory
+from .backend import to_host
 
 
 def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
@@ -35,41 +35,48 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
     step in progress, keeping the weights of the last completed step.
     """
     model._require_compiled("fit()")
+    who = f"{type(model).__name__} '{model.name}'"
     batch_size = _check_batch_size(model, "fit()", batch_size)
     epochs = _check_count(model, "fit()", "epochs", epochs)
     initial_epoch = _check_count(model, "fit()", "initial_epoch", initial_epoch)
     verbose = _check_verbose(model, "fit()", verbose)
     if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
             or not 0 <= validation_split < 1:
-        raise ValueError(f"Sequential '{model.name}': fit() expects validation_split to be a "
+        raise ValueError(f"{who}: fit() expects validation_split to be a "
                          f"number in [0, 1). Received: validation_split={validation_split!r}")
     if validation_data is not None and (not isinstance(validation_data, (tuple, list))
                                         or len(validation_data) != 2):
-        raise ValueError(f"Sequential '{model.name}': fit() expects validation_data=(x_val, "
+        raise ValueError(f"{who}: fit() expects validation_data=(x_val, "
                          f"y_val) (minicnn takes no sample weights). Received: "
                          f"{_describe(validation_data)}")
-    x, y = as_array(x), as_array(y)
+    x, y = model_data.inputs(model, x, "fit()"), model_data.targets(model, y, "fit()")
     model._check_xy(x, y, "fit()")
+    count = model_data.rows(x)
     if validation_split and validation_data is None:
-        split = int(len(x) * (1 - validation_split))  # Keras: the last samples, unshuffled
-        if split in (0, len(x)):
-            raise ValueError(f"Sequential '{model.name}': {len(x)} samples cannot be split "
+        split = int(count * (1 - validation_split))  # Keras: the last samples, unshuffled
+        if split in (0, count):
+            raise ValueError(f"{who}: {count} samples cannot be split "
                              f"into training and validation sets with validation_split="
                              f"{validation_split}; use more data or a different split")
-        x, y, validation_data = x[:split], y[:split], (x[split:], y[split:])
+        validation_data = (model_data.take(x, slice(split, None)),
+                           model_data.take(y, slice(split, None)))
+        x, y = model_data.take(x, slice(0, split)), model_data.take(y, slice(0, split))
+        count = split
+    elif validation_data is not None:
+        validation_data = (model_data.inputs(model, validation_data[0], "fit() (validation x)"),
+                           model_data.targets(model, validation_data[1],
+                                              "fit() (validation y)"))
     if validation_data is not None:
-        validation_data = tuple(as_array(a) for a in validation_data)
         model._check_xy(*validation_data, "fit() (validation_data)")
     if check_numerics:
-        model._check_finite("fit()", [("x", x), ("y", y)] + (
-            [("validation x", validation_data[0]), ("validation y", validation_data[1])]
+        model._check_finite("fit()", _named(model, x, y) + (
+            _named(model, *validation_data, "validation ")
             if validation_data is not None else []))
     # every target, before the first step: a bad label anywhere changes no weight
-    model.loss.check_targets(y, model._sample_out, f"Sequential '{model.name}': fit() (y)")
+    _check_targets(model, y, "fit() (y)")
     if validation_data is not None:
-        model.loss.check_targets(validation_data[1], model._sample_out,
-                                 f"Sequential '{model.name}': fit() (validation y)")
-    step_memory.check(model, min(batch_size, len(x)), "fit()", training=True)
+        _check_targets(model, validation_data[1], "fit() (validation y)")
+    step_memory.check(model, min(batch_size, count), "fit()", training=True)
     # The processes training together (one, unless the optimizer is distributed): only
     # rank 0 prints and runs the callbacks; the epoch's figures are the ranks' mean.
     ranks = model.optimizer.communicator
@@ -83,7 +90,7 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
         cb.set_model(model)
     model.stop_training = False
     model.history = history
-    steps = math.ceil(len(x) / batch_size)
+    steps = math.ceil(count / batch_size)
     nonfinite = None
     with _DeferredInterrupt() as interrupt:
         for cb in cbs:
@@ -91,12 +98,13 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
         for epoch in range(initial_epoch, epochs):
             for cb in cbs:
                 cb.on_epoch_begin(epoch)
-            order = rng.permutation(len(x)) if shuffle else np.arange(len(x))
+            order = rng.permutation(count) if shuffle else np.arange(count)
             progress = _Progress(verbose, epoch, epochs, steps)
             totals, seen, logs = {}, 0, {}
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size]
-                batch_logs = model._train_step(x[idx], y[idx], finite_only=terminate_on_nan)
+                batch_logs = model._train_step(model_data.take(x, idx), model_data.take(y, idx),
+                                               finite_only=terminate_on_nan)
                 if batch_logs.pop("applied", True) is False:
                     nonfinite = (epoch, step)
                     break
@@ -154,7 +162,7 @@ def _check_batch_size(model, what, batch_size):
         return 32
     if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
             or batch_size < 1:
-        raise ValueError(f"Sequential '{model.name}': {what} expects batch_size to be a "
+        raise ValueError(f"{type(model).__name__} '{model.name}': {what} expects batch_size to be a "
                          f"positive integer (or None for 32). Received: "
                          f"batch_size={batch_size!r}")
     return int(batch_size)
@@ -162,7 +170,7 @@ def _check_batch_size(model, what, batch_size):
 
 def _check_count(model, what, name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"Sequential '{model.name}': {what} expects {name} to be an integer "
+        raise ValueError(f"{type(model).__name__} '{model.name}': {what} expects {name} to be an integer "
                          f">= 0. Received: {name}={value!r}")
     return int(value)
 
@@ -172,7 +180,7 @@ def _check_verbose(model, what, verbose):
         return 1
     if isinstance(verbose, bool) or not isinstance(verbose, numbers.Integral) \
             or verbose not in (0, 1, 2):
-        raise ValueError(f"Sequential '{model.name}': {what} expects verbose to be 'auto', 0, "
+        raise ValueError(f"{type(model).__name__} '{model.name}': {what} expects verbose to be 'auto', 0, "
                          f"1 or 2. Received: verbose={verbose!r}")
     return int(verbose)
 
@@ -181,19 +189,41 @@ def _silent(*args, **kwargs):
     """What ranks other than 0 print: nothing."""
 
 
+def _named(model, x, y, prefix=""):
+    """The arrays of ``x`` and ``y`` with names for messages."""
+    return (model_data.named(prefix + "x", x, model.input_names)
+            + model_data.named(prefix + "y", y, model.output_names))
+
+
+def _check_targets(model, y, what):
+    """Every target of every output, at once, against the output's shape."""
+    single = model._single_output
+    samples = [model._sample_out] if single else model._sample_out
+    for objective, targets, sample in zip(model._objectives, [y] if single else y, samples):
+        if objective.loss is not None:
+            name = "" if single else f" for output {objective.prefix[:-1]!r}"
+            objective.loss.check_targets(targets, sample, f"{type(model).__name__} "
+                                                          f"'{model.name}': {what}{name}")
+
+
 def predict(model, x, batch_size=32, verbose=0):
-    """Outputs for ``x`` in inference mode, as one host (NumPy) array."""
+    """Outputs for ``x`` in inference mode, as one host (NumPy) array (a list of them,
+    one per output, for a model with several outputs)."""
     batch_size = _check_batch_size(model, "predict()", batch_size)
     _check_verbose(model, "predict()", verbose)
-    x = as_array(x)
+    x = model_data.inputs(model, x, "predict()")
     model._check_samples(x, "predict()")
-    if len(x):
-        step_memory.check(model, min(batch_size, len(x)), "predict()", training=False)
+    count = model_data.rows(x)
+    if count:
+        step_memory.check(model, min(batch_size, count), "predict()", training=False)
     outs = []
-    for i in range(0, len(x), batch_size):
-        outs.append(to_host(model.forward(x[i:i + batch_size], training=False)))
+    for i in range(0, count, batch_size):
+        out = model.forward(model_data.take(x, slice(i, i + batch_size)), training=False)
+        outs.append([to_host(o) for o in out] if isinstance(out, list) else to_host(out))
         model._release_caches()
-    return np.concatenate(outs, axis=0)
+    if model._single_output:
+        return np.concatenate(outs, axis=0)
+    return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
 
 
 def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True):
@@ -202,22 +232,25 @@ def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_num
     model._require_compiled("evaluate()")
     batch_size = _check_batch_size(model, "evaluate()", batch_size)
     verbose = _check_verbose(model, "evaluate()", verbose)
-    x, y = as_array(x), as_array(y)
+    x, y = model_data.inputs(model, x, "evaluate()"), model_data.targets(model, y, "evaluate()")
     model._check_xy(x, y, "evaluate()")
     if check_numerics:
-        model._check_finite("evaluate()", [("x", x), ("y", y)])
-    model.loss.check_targets(y, model._sample_out, f"Sequential '{model.name}': evaluate() (y)")
-    step_memory.check(model, min(batch_size, len(x)), "evaluate()", training=False)
+        model._check_finite("evaluate()", _named(model, x, y))
+    _check_targets(model, y, "evaluate() (y)")
+    count = model_data.rows(x)
+    step_memory.check(model, min(batch_size, count), "evaluate()", training=False)
     totals = {}
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+    for i in range(0, count, batch_size):
+        part = slice(i, i + batch_size)
+        xb, yb = model_data.take(x, part), model_data.take(y, part)
         out = model.forward(xb, training=False)
         model._release_caches()
         per_sample, y_dev = model._loss_value(yb, out)
         logs = model._batch_logs(y_dev, out, per_sample)
+        size = model_data.rows(xb)
         for key, value in logs.items():
-            totals[key] = totals.get(key, 0.0) + value * len(xb)
-    logs = {k: v / len(x) for k, v in totals.items()}
+            totals[key] = totals.get(key, 0.0) + value * size
+    logs = {k: v / count for k, v in totals.items()}
     if verbose:
         print(" - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())))
     return logs if return_dict else model._as_result(logs)

@@ -232,10 +232,6 @@ def test_graph_errors_name_the_problem():
     out = mc.layers.Add()([a, b])
     with pytest.raises(ValueError, match="not among the model's inputs"):
         mc.Model(a, out)
-    shared = mc.layers.Dense(4)
-    twice = shared(shared(a))
-    with pytest.raises(ValueError, match="shared layers are not implemented"):
-        mc.Model(a, twice)
     with pytest.raises(TypeError, match="symbolic tensors"):
         mc.Model(np.zeros((1, 4)), out)
     with pytest.raises(ValueError, match="one shape"):
@@ -264,20 +260,49 @@ def test_a_functional_model_round_trips_through_minicnn_s_archive(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_a_graph_naming_a_later_layer_is_refused(tmp_path):
+def rewrite_header(path, edit):
+    """``edit(model config)`` applied to a minicnn archive's header, in place."""
     import json
-    model = residual(mc, mc.layers)
-    path = tmp_path / "bad.npz"
-    model.save(str(path))
     with np.load(path) as archive:
         arrays = {k: archive[k] for k in archive.files}
     header = json.loads(bytes(arrays["__minicnn_header__"]).decode())
-    header["model"]["layers"][0]["inbound"] = [{"layer": "out"}]   # a cycle
+    edit(header["model"])
     arrays["__minicnn_header__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
     np.savez(path, **arrays)
-    with pytest.raises(ValueError, match="neither an input nor an earlier layer") as info:
+
+
+def test_a_graph_naming_a_later_layer_is_refused(tmp_path):
+    model = residual(mc, mc.layers)
+    path = tmp_path / "bad.npz"
+    model.save(str(path))
+
+    def cycle(model):
+        model["nodes"][0]["inbound"] = [{"layer": "out"}]
+    rewrite_header(path, cycle)
+    with pytest.raises(ValueError, match="its graph has a cycle through layer 'a'") as info:
         mc.models.load_model(str(path))
     assert str(path) in str(info.value)
+
+    def no_such_call(model):
+        model["nodes"][0]["inbound"] = [{"layer": "out", "call": 1}]
+    rewrite_header(path, no_such_call)
+    with pytest.raises(ValueError, match=r"names \('out', 1\): neither an input nor a layer's "
+                                         r"call"):
+        mc.models.load_model(str(path))
+
+
+def test_files_written_before_shared_layers_still_load(tmp_path):
+    """An archive whose graph is the layers' own ``inbound`` lists (no ``nodes``)."""
+    x, _ = data(4)
+    model = residual(mc, mc.layers)
+    path = tmp_path / "old.npz"
+    model.save(str(path))
+
+    def old_format(model):
+        for entry, node in zip(model["layers"], model.pop("nodes")):
+            entry["inbound"], entry["multi"] = node["inbound"], node["multi"]
+    rewrite_header(path, old_format)
+    np.testing.assert_array_equal(mc.models.load_model(str(path)).predict(x), model.predict(x))
 
 
 def test_keras_opens_a_minicnn_functional_keras_file_and_steps_alike(tmp_path):

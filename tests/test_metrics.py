@@ -237,7 +237,8 @@ def test_unique_names_follow_keras():
 def test_class_table():
     assert set(metrics.CLASSES) == {"Accuracy", "BinaryAccuracy", "CategoricalAccuracy",
                                     "SparseCategoricalAccuracy", "TopKCategoricalAccuracy",
-                                    "SparseTopKCategoricalAccuracy"}
+                                    "SparseTopKCategoricalAccuracy", "MeanAbsoluteError",
+                                    "MeanSquaredError"}
 
 
 # ============================================================================
@@ -487,6 +488,22 @@ def test_metric_functions_match_keras_on_drawn_scores(keras, data):
         kwargs = {"k": 2} if "top_k" in name else {}
         np.testing.assert_array_equal(getattr(metrics, name)(y, p, **kwargs),
                                       keras_fn(keras, name, y, p, **kwargs), err_msg=name)
+
+
+@pytest.mark.parametrize("name, cls", [("mean_absolute_error", "MeanAbsoluteError"),
+                                       ("mean_squared_error", "MeanSquaredError")])
+@pytest.mark.parametrize("y_shape, p_shape", [((6, 3), (6, 3)), ((6,), (6, 1)),
+                                              ((6, 1), (6,)), ((4, 2, 3, 2), (4, 2, 3, 2))])
+def test_regression_metrics_match_keras(keras, name, cls, y_shape, p_shape):
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal(y_shape).astype(np.float32)
+    p = rng.standard_normal(p_shape).astype(np.float32)
+    np.testing.assert_allclose(getattr(metrics, name)(y, p), keras_fn(keras, name, y, p),
+                               rtol=1e-6)
+    ours, theirs = getattr(metrics, cls)(), getattr(keras.metrics, cls)()
+    assert ours(y, p) == pytest.approx(float(theirs(y, p)), rel=1e-6)
+    assert ours.name == theirs.name and metrics.get(name)[0] == name
+    assert metrics.get("mae")[0] == "mae" and metrics.get("mse")[0] == "mse"
 
 
 @pytest.mark.parametrize("cls, kwargs, kind, shape", [

@@ -35,11 +35,23 @@ def small_lenet(extra=()):
     ])
 
 
-def train(floatx, steps=3, split=True, batch=96, optimizer="adam", loss=None, seed=0):
+def small_graph():
+    """Residual adds, a concatenation, a shared conv, global pooling: a graph."""
+    inputs = mc.Input((12, 12, 1))
+    a = Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    shared = Conv2D(4, 3, padding="same", activation="tanh")
+    b = mc.layers.Add()([shared(a), a])
+    c = mc.layers.Concatenate()([shared(b), MaxPooling2D(1)(a)])
+    pooled = mc.layers.GlobalAveragePooling2D()(c)
+    return mc.Model(inputs, Dense(10, activation="softmax")(pooled))
+
+
+def train(floatx, steps=3, split=True, batch=96, optimizer="adam", loss=None, seed=0,
+          build=small_lenet):
     """Weights after ``steps`` train_on_batch calls and the losses returned."""
     mc.backend.set_floatx(floatx)
     mc.utils.set_random_seed(seed)
-    model = small_lenet()
+    model = build()
     model.compile(optimizer=optimizer, loss=loss or "sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     rng = np.random.default_rng(seed)
@@ -62,6 +74,14 @@ def train(floatx, steps=3, split=True, batch=96, optimizer="adam", loss=None, se
 def test_halves_give_the_weights_of_one_pass_in_float64(numba_backend, optimizer, loss):
     split, split_losses = train("float64", optimizer=optimizer, loss=loss)
     whole, whole_losses = train("float64", split=False, optimizer=optimizer, loss=loss)
+    np.testing.assert_allclose(split_losses, whole_losses, rtol=1e-13)
+    for a, b in zip(split, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)
+
+
+def test_a_graph_with_merges_and_a_shared_layer_takes_the_halves(numba_backend):
+    split, split_losses = train("float64", build=small_graph)
+    whole, whole_losses = train("float64", split=False, build=small_graph)
     np.testing.assert_allclose(split_losses, whole_losses, rtol=1e-13)
     for a, b in zip(split, whole):
         np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-13)

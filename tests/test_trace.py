@@ -18,16 +18,31 @@ def _model(optimizer="adam"):
     return model
 
 
+def _graph(optimizer="adam"):
+    """Residual add, concatenation, a shared conv called twice, batch norm, dropout."""
+    mc.utils.set_random_seed(0)
+    inputs = mc.Input((8, 8, 1))
+    a = Conv2D(3, 3, padding="same", activation="relu")(inputs)
+    shared = Conv2D(3, 3, padding="same", activation="tanh", name="shared")
+    b = mc.layers.Add()([shared(a), a])
+    c = mc.layers.Concatenate()([shared(b), BatchNormalization()(a)])
+    h = Dropout(0.2, seed=1)(Flatten()(MaxPooling2D(2)(c)))
+    model = mc.Model(inputs, Dense(3, activation="softmax")(h))
+    model.compile(optimizer, "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def _data(n=12, seed=0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, 8, 8, 1)).astype(np.float32), rng.integers(0, 3, n)
 
 
+@pytest.mark.parametrize("build", [_model, _graph], ids=["sequential", "graph"])
 @pytest.mark.parametrize("optimizer", [lambda: mc.optimizers.Adam(1e-2),
                                        lambda: mc.optimizers.SGD(0.1, momentum=0.9)],
                          ids=["adam", "sgd-momentum"])
-def test_trace_changes_nothing_and_predicts_the_next_step(optimizer):
-    model = _model(optimizer())
+def test_trace_changes_nothing_and_predicts_the_next_step(optimizer, build):
+    model = build(optimizer())
     x, y = _data()
     model.train_on_batch(x, y)  # the optimizer has slots and an iteration count now
     weights, state = model.get_weights(), model.optimizer.get_state()
@@ -79,6 +94,20 @@ def test_trace_follows_the_chain_rule_backwards():
     # average pooling 2x2 spreads each gradient over 4 cells: the norm halves
     pool = next(r for r in backward if r["class"] == "AveragePooling2D")
     assert pool["grad_out_norm"] == pytest.approx(pool["grad_in_norm"] / 2, rel=1e-5)
+
+
+def test_trace_walks_a_graph_node_by_node():
+    model = _graph()
+    data = model.trace(*_data(), print_fn=None)
+    nodes = model._graph.nodes
+    assert [r["layer"] for r in data["forward"]] == [n.layer.name for n in nodes]
+    assert [r["layer"] for r in data["backward"]] == [n.layer.name for n in reversed(nodes)]
+    shared = [r for r in data["backward"] if r["layer"] == "shared"]
+    assert len(shared) == 2 and len(shared[0]["weights"]) == 2 and not shared[1]["weights"]
+    # the Add passes its gradient to both inputs: the norm of the pair is sqrt(2) times
+    add = next(r for r in data["backward"] if r["class"] == "Add")
+    assert add["grad_out_norm"] == pytest.approx(add["grad_in_norm"] * np.sqrt(2), rel=1e-6)
+    assert "shared" in mc.trace.format_trace(data)
 
 
 def test_trace_counts_dead_relus_and_saturated_tanh():

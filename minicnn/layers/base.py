@@ -399,6 +399,14 @@ class Layer:
         training step and inference batch); backward then needs a new forward."""
         self._cache, self._out_shape = None, None
 
+    def call_state(self):
+        """What the last forward kept for backward (a shared layer's graph keeps one per
+        call, ``minicnn.network``)."""
+        return self._cache, self._out_shape, self._cache_on_device
+
+    def restore_call_state(self, state):
+        self._cache, self._out_shape, self._cache_on_device = state
+
     def _set_gradients(self, grads):
         """``grads``: the trainable weights' gradients in ``trainable_weights`` order."""
         self._grads = list(grads)
