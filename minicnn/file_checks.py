@@ -15,7 +15,8 @@ loader treats each one as hostile until checked. Every loader (``.npz``, ``.kera
    the architecture expects before its data is read (``read_checked``).
 3. **Closed tables, typed configs.** Classes named in a file are looked up only in
    tables of what minicnn implements; each config value is type-checked
-   (``check_types``): a string where a bool belongs is an error naming the key.
+   (``check_types``): a string where a bool belongs is an error naming the key
+   (both in ``minicnn.config_types``).
 4. **One validation step between reading and using.** Weights and optimizer slots
    must be finite (Adam's second moments and BatchNormalization's moving variance
    also non-negative), the step count a whole number from 0 up.
@@ -255,14 +256,16 @@ def _address_space_used():
     return 0
 
 
-def check_declared_size(path, layers, input_shape, itemsize, copies):
+def check_declared_size(path, layers, input_shape, itemsize, copies, already=0):
     """Refuse an architecture whose weights (``copies`` of them: the weights and the
-    optimizer's slots) would not fit in memory, before building it."""
+    optimizer's slots) would not fit in memory beside ``already`` parameters made,
+    before building it; returns its own count."""
     shape, count = tuple(input_shape), 0
     for layer in layers:
         count += sum(math.prod(s) for s in layer.declared_weight_shapes(shape))
         shape = layer.compute_output_shape(shape)
-    return check_size(path, count, itemsize, copies)
+    check_size(path, already + count, itemsize, copies)
+    return count
 
 
 def check_size(path, count, itemsize, copies):
@@ -359,104 +362,3 @@ def check_iterations(path, value):
         refuse(path, f"the optimizer's step count is {value!r}; expected a whole number "
                      f">= 0")
     return int(value)
-
-
-# ---------------------------------------------------------------------------------
-# 3. typed configs
-# ---------------------------------------------------------------------------------
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _ints(v):
-    return _is_int(v) or (isinstance(v, (list, tuple)) and all(_is_int(i) for i in v))
-
-
-def _ints_or_none(v):
-    return v is None or _ints(v)
-
-
-def _str_or_none(v):
-    return v is None or isinstance(v, str)
-
-
-def _bool(v):
-    return isinstance(v, bool)
-
-
-def _str(v):
-    return isinstance(v, str)
-
-
-def _nested_ints(v):
-    return _ints(v) or (isinstance(v, (list, tuple)) and all(_ints(i) for i in v))
-
-
-def _numbers(v):
-    return _is_number(v) or (isinstance(v, (list, tuple)) and all(_numbers(i) for i in v))
-
-
-def _int_or_none(v):
-    return v is None or _is_int(v)
-
-
-# The type of every argument a file may give a layer, an optimizer or a loss.
-ARGUMENT_TYPES = {
-    "name": (_str, "a string"), "filters": (_is_int, "an integer"),
-    "units": (_is_int, "an integer"), "kernel_size": (_ints, "an integer or a list of them"),
-    "strides": (_ints_or_none, "an integer, a list of them or null"),
-    "pool_size": (_ints, "an integer or a list of them"),
-    "padding": (lambda v: _str(v) or _nested_ints(v), "a string, or sizes"),
-    "data_format": (_str_or_none, "a string or null"),
-    "activation": (_str_or_none, "an activation's name or null"),
-    "use_bias": (_bool, "true or false"), "rate": (_is_number, "a number"),
-    "seed": (_int_or_none, "an integer or null"), "axis": (_ints, "an integer or a list of them"),
-    "momentum": (_is_number, "a number"), "epsilon": (_is_number, "a number"),
-    "center": (_bool, "true or false"), "scale": (_bool, "true or false"),
-    "synchronized": (_bool, "true or false"), "learning_rate": (_is_number, "a number"),
-    "beta_1": (_is_number, "a number"), "beta_2": (_is_number, "a number"),
-    "nesterov": (_bool, "true or false"), "from_logits": (_bool, "true or false"),
-    "amsgrad": (_bool, "true or false"), "use_ema": (_bool, "true or false"),
-    "trainable": (_bool, "true or false"),
-    "keepdims": (_bool, "true or false"), "interpolation": (_str, "a string"),
-    "size": (_ints, "an integer or a list of them"),
-    "cropping": (_nested_ints, "sizes"),
-    "target_shape": (_ints, "a list of sizes"),
-    "offset": (_numbers, "a number or a list of numbers"),
-    "max_value": (lambda v: v is None or _is_number(v), "a number or null"),
-    "negative_slope": (_is_number, "a number"), "threshold": (_is_number, "a number"),
-    "alpha": (_is_number, "a number"),
-    "input_shape": (lambda v: v is None or (isinstance(v, list) and all(
-        i is None or _is_int(i) for i in v)), "a list of sizes"),
-}
-
-
-# where one class's argument has another type than the same name elsewhere
-CLASS_ARGUMENT_TYPES = {"Rescaling": {"scale": (_numbers, "a number or a list of numbers")}}
-
-
-def check_types(path, where, config, class_name=None):
-    """``config`` (a dict from a file) with every known key's value of its type (for
-    ``class_name`` where its arguments differ); an error names the key, the place and
-    the value."""
-    if not isinstance(config, dict):
-        refuse(path, f"{where}: expected a JSON object, found {type(config).__name__}")
-    special = CLASS_ARGUMENT_TYPES.get(class_name, {})
-    for key, value in config.items():
-        if not isinstance(key, str):
-            refuse(path, f"{where}: key {key!r} is not a string")
-        check = special.get(key) or ARGUMENT_TYPES.get(key)
-        if check is not None and not check[0](value):
-            refuse(path, f"{where}: {key} must be {check[1]}, the file holds {value!r}")
-    return config
-
-
-def lookup(path, table, name, what):
-    """``table[name]`` for a class name from a file; never an attribute lookup."""
-    if not isinstance(name, str) or name not in table:
-        refuse(path, f"{what} {name!r} is not one minicnn has (it has {sorted(table)})")
-    return table[name]

@@ -20,14 +20,16 @@ from .backend import as_array
 from .graph import KerasTensor, is_symbolic
 from .layers.base import _format_shape
 from .model_files import FileMethods
+from .nesting import AsLayer
 from .network import Graph
 from .summary import format_summary
 from .trainer import Trainer
 
 
-class Model(Trainer, FileMethods):
+class Model(Trainer, FileMethods, AsLayer):
     """A model over the graph from ``inputs`` to ``outputs`` (KerasTensors, or lists of
-    them), as ``keras.Model(inputs=..., outputs=...)``."""
+    them), as ``keras.Model(inputs=..., outputs=...)``; it may itself be used as a layer
+    of another model (``minicnn.nesting``)."""
 
     def __init__(self, inputs=None, outputs=None, name=None, trainable=True):
         if name is not None and (not isinstance(name, str) or not name):
@@ -48,6 +50,7 @@ class Model(Trainer, FileMethods):
         self.stop_training = False
         self.history = None
         self._shuffle_rng = self._shuffle_seed = None  # made by the first fit
+        self._inbound = []           # graph.Node of each call inside another model
         if inputs is None and outputs is None and type(self) is not Model:
             return  # a subclass (Sequential) builds its own graph
         self._single_output = not isinstance(outputs, (list, tuple))
@@ -138,10 +141,8 @@ class Model(Trainer, FileMethods):
         """``model(x)``: the forward pass on an array (inference mode unless
         ``training=True``), building the model on first use; the backend's array."""
         if is_symbolic(x) or (isinstance(x, (list, tuple)) and x and is_symbolic(x[0])):
-            raise NotImplementedError(f"{type(self).__name__} '{self.name}': "
-                                      f"calling a model on a symbolic "
-                                      "tensor (a model inside a functional graph) is not "
-                                      "implemented in minicnn yet")
+            from .graph import call_symbolic
+            return call_symbolic(self, x)  # the model as one layer of another graph
         x = as_array(x) if self._single_input else [as_array(a) for a in x]
         if self.built:
             self._check_samples(x, "calling the model")
@@ -170,6 +171,18 @@ class Model(Trainer, FileMethods):
                 return layer
         raise ValueError(f"{type(self).__name__} '{self.name}': no such layer: {name!r}. Existing "
                          f"layers are: {[layer.name for layer in self.layers]}")
+
+    def build(self, input_shape=None):
+        """A functional model is built by its graph; ``input_shape`` must be its own."""
+        if input_shape is not None:
+            self.compute_output_shape(self._sample_shape(input_shape))
+
+    def _sample_shape(self, input_shape):
+        shape = tuple(input_shape)
+        expected = tuple(self._sample_in) if self._single_input else None
+        if expected is not None and len(shape) == len(expected) + 1:
+            return shape[1:]  # given with the batch axis
+        return shape
 
     def _require_built(self, what):
         if not self.built:

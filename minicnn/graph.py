@@ -68,6 +68,29 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
     return KerasTensor(full, dtype=dtype, name=name or backend.unique_name("input_layer"))
 
 
+class InputLayer:
+    """Keras's ``InputLayer``: what makes an input's symbolic tensor (``output``).
+    ``keras.Input(shape)`` is ``InputLayer(shape=shape).output``; as the first entry of
+    a ``Sequential`` model it gives the input shape, as ``Input`` does (and, as in
+    Keras 3, is not among ``model.layers``)."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None,
+                 batch_shape=None, input_tensor=None, optional=False, name=None):
+        self.output = Input(shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
+                            batch_shape=batch_shape, name=name, tensor=input_tensor,
+                            optional=optional)
+        self.name = self.output.name
+        self.batch_shape = self.output.shape
+        self.trainable = False
+
+    def get_config(self):
+        return {"batch_shape": list(self.batch_shape), "dtype": self.output.dtype,
+                "name": self.name}
+
+    def __repr__(self):
+        return f"<InputLayer name={self.name!r} batch_shape={self.batch_shape}>"
+
+
 def is_symbolic(x):
     return isinstance(x, KerasTensor)
 

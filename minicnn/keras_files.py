@@ -106,7 +106,10 @@ def check_writable(model, path):
     """A model with a layer Keras does not have cannot go into a Keras file."""
     for layer in model.layers:
         reason = None
-        if type(layer).__name__ not in _ARGUMENTS:
+        if hasattr(layer, "_graph"):
+            reason = ("a model used as a layer is written to minicnn's own format only, "
+                      "not yet to Keras's")
+        elif type(layer).__name__ not in _ARGUMENTS:
             reason = f"{type(layer).__name__} has no Keras equivalent"
         elif getattr(layer, "padding", None) == "full":
             reason = "padding='full' has no Keras equivalent"
@@ -253,7 +256,7 @@ def write(model, path, method):
     writer, suffix = {"save": (save_keras, ".keras"),
                       "save_weights": (save_weights, ".weights.h5")}[method]
     if fmt != suffix.lstrip("."):
-        raise ValueError(f"Sequential '{model.name}': {method} writes Keras's format to a path "
+        raise ValueError(f"{type(model).__name__} '{model.name}': {method} writes Keras's format to a path "
                          f"ending in '{suffix}', or minicnn's own format to another suffix "
                          f"(e.g. '.npz'); legacy '.h5' is read by load_model only. "
                          f"Received: {os.fspath(path)!r}")

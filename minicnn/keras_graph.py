@@ -13,7 +13,8 @@ each node is one call, and ``keras_history``'s middle number says which call mad
 tensor.
 """
 from . import loading
-from .file_checks import check_types, refuse
+from .config_types import check_types
+from .file_checks import refuse
 
 
 def _tensor(tensor, history):
@@ -37,7 +38,7 @@ def functional_config(model, layer_entry):
     calls = {}  # each layer's calls in the order they run: its inbound_nodes
     for node in graph.nodes:
         calls.setdefault(id(node.layer), []).append(node)
-        history[id(node.output)] = [node.layer.name, len(calls[id(node.layer)]) - 1, 0]
+        history[id(node.output)] = [node.layer.name, graph.call[id(node)], 0]
     for layer in graph.layers:
         entry = dict(layer_entry(layer), name=layer.name)
         entry["inbound_nodes"] = []

@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 
-from . import file_checks, keras_graph, loading, losses
+from . import config_types, file_checks, keras_graph, loading, losses
 from .file_checks import _h5py, refuse
 from .keras_files import (_ARGUMENTS, _DEFAULTS, _IGNORED, _MINICNN_MEMBER, keras_format,
                           layer_keys)
@@ -156,18 +156,18 @@ def _model_from_config(config, path):
         kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         refuse(path, f"holds a {kind} model; minicnn reads Sequential and functional "
                      "models")
-    body = file_checks.check_types(path, "the model's config", config.get("config") or {})
+    body = config_types.check_types(path, "the model's config", config.get("config") or {})
     entries = body.get("layers") or []
     if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
         refuse(path, "the model's layers are not a list of objects")
     entries = [dict(e) for e in entries]
     input_shape = None
     if entries and entries[0].get("class_name") == "InputLayer":
-        first = file_checks.check_types(path, "the input layer", entries.pop(0).get("config")
+        first = config_types.check_types(path, "the input layer", entries.pop(0).get("config")
                                         or {})
         input_shape = first.get("batch_shape") or first.get("batch_input_shape")
     elif entries:  # Keras 2 style: the first layer carries batch_input_shape
-        entries[0]["config"] = dict(file_checks.check_types(
+        entries[0]["config"] = dict(config_types.check_types(
             path, "the first layer's config", entries[0].get("config") or {}))
         input_shape = entries[0]["config"].pop("batch_input_shape", None)
     if input_shape is None:
@@ -182,18 +182,18 @@ def _model_from_config(config, path):
 def _compile_from_config(model, compiled, path):
     if not compiled:
         return
-    compiled = file_checks.check_types(path, "the compile settings", compiled)
+    compiled = config_types.check_types(path, "the compile settings", compiled)
     spec = compiled.get("optimizer")
     if isinstance(spec, str):
         spec = {"class_name": {"adam": "Adam", "sgd": "SGD"}.get(spec, spec), "config": {}}
-    spec = file_checks.check_types(path, "the optimizer", spec)
+    spec = config_types.check_types(path, "the optimizer", spec)
     cls_name = spec.get("class_name")
     allowed = {"Adam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
                "SGD": ("learning_rate", "momentum", "nesterov")}
     if cls_name not in allowed:
         refuse(path, f"optimizer {cls_name!r}: minicnn has Adam and SGD")
     kwargs = {}
-    config = file_checks.check_types(path, f"optimizer {cls_name}", spec.get("config") or {})
+    config = config_types.check_types(path, f"optimizer {cls_name}", spec.get("config") or {})
     for key, value in config.items():
         if key in allowed[cls_name]:
             if isinstance(value, dict):
@@ -234,9 +234,9 @@ def _loss_spec(path, loss):
         return None
     if isinstance(loss, str):
         return type(losses.get(loss)).__name__ if loss in losses._BY_NAME else loss, {}
-    loss = file_checks.check_types(path, "the loss", loss)
+    loss = config_types.check_types(path, "the loss", loss)
     loss_cls = loss.get("class_name")
-    config = file_checks.check_types(path, f"loss {loss_cls}", loss.get("config") or {})
+    config = config_types.check_types(path, f"loss {loss_cls}", loss.get("config") or {})
     return loss_cls, ({"from_logits": config["from_logits"]} if "from_logits" in config
                       else {})
 

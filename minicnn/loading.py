@@ -18,9 +18,11 @@ Each error is a ``file_checks.ModelFileError`` naming the file.
 """
 import math
 import os
+import threading
 
 from . import file_checks
-from .file_checks import check_types, lookup, read_checked, refuse
+from .config_types import check_types, lookup
+from .file_checks import read_checked, refuse
 from . import layers as L
 
 # the layer classes a file may name: looked up here only, never as attributes
@@ -33,8 +35,23 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
 _NONNEGATIVE = {"moving_variance", "v"}  # a weight or slot that is a variance
 
 
-def make_layer(path, class_name, config):
-    """A layer of a class minicnn has, from a type-checked config."""
+_MODEL_CLASSES = ("Sequential", "Model")  # a model saved as a layer of another
+_NESTING = 8                              # how deep models may sit inside models
+_LOAD = threading.local()                 # the parameters one load has made so far
+
+
+def make_layer(path, class_name, config, depth=0):
+    """A layer of a class minicnn has, from a type-checked config; for ``Sequential``
+    or ``Model``, a model used as a layer, made from its own config (``model_config``)."""
+    if class_name in _MODEL_CLASSES and isinstance(config, dict):
+        if depth >= _NESTING:
+            refuse(path, f"its models are nested more than {_NESTING} deep")
+        trainable = config.get("trainable", True)
+        model = model_config(path, {k: v for k, v in config.items() if k != "trainable"},
+                             depth + 1)
+        if trainable is not True:
+            model.trainable = bool(trainable)
+        return model
     cls = lookup(path, LAYER_CLASSES, class_name, "layer class")
     config = check_types(path, f"layer {config.get('name', '?')!r} ({class_name})"
                          if isinstance(config, dict) else "a layer", config, class_name)
@@ -60,9 +77,11 @@ def build_model(path, layers, input_shape, name=None):
     sample = model._sample_shape(input_shape)
     try:
         # weights, gradients and up to two optimizer slots per weight
-        file_checks.check_declared_size(path, model.layers, sample,
-                                        _itemsize(floatx()), copies=4)
+        count = file_checks.check_declared_size(path, model.layers, sample,
+                                                _itemsize(floatx()), copies=4,
+                                                already=_made())
         model.build(input_shape)
+        _LOAD.made = _made() + count
     except (TypeError, ValueError) as exc:
         if isinstance(exc, file_checks.ModelFileError):
             raise
@@ -157,8 +176,9 @@ def build_graph_model(path, config, nodes, layers):
         except (TypeError, ValueError) as exc:
             raise file_checks.ModelFileError(path, f"its graph does not build: {exc}") from exc
     walk([t.shape[1:] for t in inputs], size)
-    file_checks.check_size(path, count, _itemsize(floatx()), copies=4)
+    file_checks.check_size(path, _made() + count, _itemsize(floatx()), copies=4)
     outputs = walk(inputs, lambda layer, args: layer(args))
+    _LOAD.made = _made() + count
     single = config.get("single_output", True)
     if not isinstance(single, bool) or (single and len(outputs) != 1):
         refuse(path, "its outputs are not a valid list")
@@ -218,7 +238,7 @@ def set_weights(path, layer, stored, where=None):
     for name, weight, item in zip(names, current, stored):
         what = f"weight '{name}' of {where}"
         value = read_checked(path, item, what, weight.shape)
-        if name in _NONNEGATIVE:
+        if name.rsplit("/", 1)[-1] in _NONNEGATIVE:  # also "<layer>/moving_variance"
             file_checks.check_values(path, value, what, nonnegative=True)
         values.append(value)
     if values:
@@ -294,6 +314,24 @@ def set_optimizer_state(path, model, iterations, slots):
 # ---------------------------------------------------------------------------------
 # minicnn's own archive
 # ---------------------------------------------------------------------------------
+def _made():
+    """Parameters already allocated by this load (by the models inside the model)."""
+    return getattr(_LOAD, "made", 0)
+
+
+def model_config(path, config, depth=0):
+    """A model (Sequential or functional) from the architecture ``get_config`` wrote,
+    with the models it holds as layers, each sized before it is built."""
+    config = check_types(path, "the model", config)
+    entries = config.get("layers")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        refuse(path, "its model has no list of layer objects")
+    layers = [make_layer(path, e.get("class_name"), e.get("config"), depth) for e in entries]
+    if config.get("functional") is True:
+        return build_graph_model(path, config, _saved_nodes(path, config, entries), layers)
+    return build_model(path, layers, config.get("input_shape"), config.get("name"))
+
+
 def load_npz_model(path):
     """A model from an archive ``Sequential.save`` wrote."""
     from . import saving
@@ -301,17 +339,11 @@ def load_npz_model(path):
     with saving.Archive(path, kind="model") as archive:
         header = archive.header
         with file_checks.reading(path):
-            config = check_types(path, "the model", header.get("model"))
-            entries = config.get("layers")
-            if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-                refuse(path, "its model has no list of layer objects")
-            layers = [make_layer(path, e.get("class_name"), e.get("config")) for e in entries]
-            if config.get("functional") is True:
-                model = build_graph_model(path, config, _saved_nodes(path, config, entries),
-                                          layers)
-            else:
-                model = build_model(path, layers, config.get("input_shape"),
-                                    config.get("name"))
+            _LOAD.made = 0
+            try:
+                model = model_config(path, header.get("model"))
+            finally:
+                _LOAD.made = 0
             _npz_weights(path, archive, model)
             compiled = header.get("compile")
             if compiled:

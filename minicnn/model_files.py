@@ -28,10 +28,7 @@ class FileMethods:
             return {"name": self.name, "input_shape": list(self._sample_in or []),
                     "layers": entries}
         graph = self._graph
-        call, made = {}, {}  # each node's place among its layer's calls (shared: several)
-        for node in graph.nodes:
-            call[id(node)] = made.get(id(node.layer), 0)
-            made[id(node.layer)] = call[id(node)] + 1
+        call = graph.call  # each node's place among its layer's calls (shared: several)
 
         def ref(tensor):
             if tensor.node is None:

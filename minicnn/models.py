@@ -48,7 +48,9 @@ class Sequential(Model):
         return layer
 
     def add(self, layer):
-        from .graph import is_symbolic
+        from .graph import InputLayer, is_symbolic
+        if isinstance(layer, InputLayer):
+            layer = layer.output
         if is_symbolic(layer):  # minicnn.Input: the input shape, not a layer
             if self.layers or self._input_tensor is not None:
                 raise ValueError(f"Sequential '{self.name}': an Input may only be the first "
@@ -56,11 +58,7 @@ class Sequential(Model):
             self._input_tensor = layer
             self.build(layer.shape)
             return
-        if isinstance(layer, Model):
-            raise NotImplementedError(f"Sequential '{self.name}': a model used as a layer of "
-                                      f"another model is not implemented in minicnn yet. "
-                                      f"Received: {layer!r}")
-        if not isinstance(layer, Layer):
+        if not isinstance(layer, (Layer, Model)):  # a model is a layer of another model
             raise TypeError(f"Sequential.add expects a minicnn layer. Received: {layer!r}")
         if any(existing.name == layer.name for existing in self.layers):
             raise ValueError(f"Sequential '{self.name}': a layer named '{layer.name}' is "
@@ -115,6 +113,8 @@ class Sequential(Model):
         for layer in self.layers[start:]:
             if not layer.built:
                 layer.build(shape)
+            elif isinstance(layer, Model):
+                layer.compute_output_shape(shape)  # raises unless built for ``shape``
             elif layer.input_shape != tuple(shape):
                 raise ValueError(f"{layer._who()} was built for inputs "
                                  f"{_format_shape((None,) + layer.input_shape)} but receives "

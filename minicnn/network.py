@@ -70,10 +70,12 @@ class Graph:
                     depth[id(tensor.node)] = max(depth[id(tensor.node)], depth[id(node)] + 1)
         self.nodes = sorted(order, key=lambda n: (-depth[id(n)], first_seen[id(n)]))
         self.layers, calls = [], {}
+        self.call = {}  # each node's place among its layer's calls (Keras's node index)
         for node in self.nodes:
             if id(node.layer) not in calls:
                 self.layers.append(node.layer)
-            calls[id(node.layer)] = calls.get(id(node.layer), 0) + 1
+            self.call[id(node)] = calls.get(id(node.layer), 0)
+            calls[id(node.layer)] = self.call[id(node)] + 1
         # layers called more than once (shared: one set of weights, several calls);
         # each call's cache is kept aside in ``_saved`` between the two walks
         self.shared = {key for key, count in calls.items() if count > 1}

@@ -65,11 +65,13 @@ def _rows(model):
     if not sequential:
         for tensor in graph.inputs:
             rows.append((f"{tensor.name} (InputLayer)", _format_shape(tensor.shape), 0, "-"))
+    call = graph.call  # Keras's name[k][0]: the k-th call of a (shared) layer made it
     for node in graph.nodes:
         layer = node.layer
-        sources = ", ".join(f"{t.node.layer.name if t.node else t.name}[0][0]"
-                            for t in node.inputs)
-        rows.append((f"{layer.name} ({type(layer).__name__})",
+        sources = ", ".join(f"{t.node.layer.name}[{call[id(t.node)]}][0]" if t.node else
+                            f"{t.name}[0][0]" for t in node.inputs)
+        kind = "Functional" if type(layer).__name__ == "Model" else type(layer).__name__
+        rows.append((f"{layer.name} ({kind})",
                      _format_shape(node.output.shape), layer.count_params(), sources))
     return rows, sequential
 

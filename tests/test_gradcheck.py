@@ -147,6 +147,45 @@ def test_check_model_catches_a_broken_layer(monkeypatch):
     assert rows["conv2d/kernel"] is True and rows["dense/bias"] is True
 
 
+def _graph_model():
+    """Fan-out, a residual Add, a shared Dense called twice, a Concatenate, two inputs
+    and two outputs (softmax + cross-entropy, and mse weighted 0.5)."""
+    a, b = mc.Input((5,), name="a"), mc.Input((3,), name="b")
+    h = Dense(5, activation="tanh", name="h")(a)
+    shared = Dense(5, activation="tanh", name="shared")
+    r = mc.layers.Add(name="add")([shared(h), h])
+    c = mc.layers.Concatenate(name="cat")([shared(r), b])
+    cls = Dense(3, activation="softmax", name="cls")(c)
+    reg = Dense(2, name="reg")(mc.layers.Concatenate(name="cat2")([c, cls]))
+    model = mc.Model([a, b], [cls, reg])
+    model.compile("sgd", ["sparse_categorical_crossentropy", "mse"], loss_weights=[1.0, 0.5])
+    return model
+
+
+def test_check_model_walks_a_graph():
+    x = [tie_free((6, 5)), tie_free((6, 3))]
+    y = [np.arange(6) % 3, np.random.default_rng(2).standard_normal((6, 2))]
+    lines = []
+    rows = check_model(_graph_model(), x, y, print_fn=lines.append)
+    assert [r["name"] for r in rows][:4] == ["input 0", "input 1", "h/kernel", "h/bias"]
+    assert "shared/kernel" in [r["name"] for r in rows]
+    assert all(r["passed"] for r in rows), rows
+    assert lines[0].startswith("check_model: Model 'functional")
+
+
+def test_check_model_catches_a_wrong_gradient_sum(monkeypatch):
+    """A planted bug: a tensor feeding two layers keeps the last gradient only."""
+    from minicnn import network
+    x = [tie_free((6, 5)), tie_free((6, 3))]
+    y = [np.arange(6) % 3, np.random.default_rng(2).standard_normal((6, 2))]
+
+    def last_only(pending, tensor, grad):
+        pending[id(tensor)] = grad
+    monkeypatch.setattr(network, "_accumulate", last_only)
+    rows = {r["name"]: r["passed"] for r in check_model(_graph_model(), x, y, print_fn=None)}
+    assert rows["h/kernel"] is False and rows["input 0"] is False
+
+
 def test_check_model_needs_a_compiled_model():
     model = mc.Sequential([Dense(2, input_shape=(3,))])
     with pytest.raises(ValueError, match="check_model\\(\\) needs compile\\(\\) first"):

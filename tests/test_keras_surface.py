@@ -215,3 +215,14 @@ def test_trainable_must_be_a_bool():
         layers.Dense(2, trainable="no")
     with pytest.raises(TypeError, match="trainable must be True or False"):
         small().trainable = 0
+
+
+def test_input_layer_as_keras_3_has_it(keras):
+    ours = mc.Sequential([mc.layers.InputLayer(shape=(4,)), mc.layers.Dense(2)])
+    theirs = keras.Sequential([keras.layers.InputLayer(shape=(4,)), keras.layers.Dense(2)])
+    assert len(ours.layers) == len(theirs.layers) == 1
+    assert ours.input_shape == theirs.input_shape == (None, 4)
+    layer = mc.layers.InputLayer(batch_shape=(None, 3), name="x")
+    assert layer.output.shape == (None, 3) and layer.name == "x"
+    model = mc.Model(layer.output, mc.layers.Dense(1)(layer.output))
+    assert model.predict(np.zeros((2, 3), np.float32)).shape == (2, 1)
