@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import Phase, assume, given, settings, strategies as st
+from hypothesis import Phase, assume, example, given, settings, strategies as st
 
 import minicnn as mc
 from minicnn import network
@@ -129,16 +129,22 @@ def test_a_planted_bug_in_the_gradient_sum_fails_the_comparison(monkeypatch):
 # ---------------------------------------------------------------------------------
 # random graphs against Keras
 # ---------------------------------------------------------------------------------
-def random_graph(K, L, plan):
-    """A graph from ``plan``: each step picks an op and the earlier tensors it reads."""
+def random_graph(K, L, plan, pool=False):
+    """A graph from ``plan``: each step picks an op and the earlier tensors it reads
+    (``shared``: the first conv of the graph called again, on another tensor); the
+    head flattens, or (``pool``) averages globally."""
     inputs = K.Input((5, 5, 2), name="x")
-    tensors = [inputs]
+    tensors, convs = [inputs], []
     for i, (op, first, second, channels, frozen) in enumerate(plan):
         a, b = tensors[first % len(tensors)], tensors[second % len(tensors)]
         name = f"n{i}"
-        if op == "conv":
+        if op == "shared" and convs:
+            layer = convs[0]
+            tensors.append(layer(a))
+        elif op in ("conv", "shared"):
             layer = L.Conv2D(2, 3, padding="same", activation="relu", name=name)
             tensors.append(layer(a))
+            convs.append(layer)
         elif op == "conv_tanh":
             layer = L.Conv2D(2, 1, activation="tanh", name=name)
             tensors.append(layer(a))
@@ -154,23 +160,27 @@ def random_graph(K, L, plan):
             tensors.append(layer(cat))
         if frozen and layer.weights:
             layer.trainable = False
-    flat = L.Flatten(name="flat")(L.Add(name="join")([tensors[-1], inputs]))
+    joined = L.Add(name="join")([tensors[-1], inputs])
+    flat = (L.GlobalAveragePooling2D(name="pool") if pool else L.Flatten(name="flat"))(joined)
     out = L.Dense(3, activation="softmax", name="out")(flat)
     return K.Model(inputs, out)
 
 
-PLANS = st.lists(st.tuples(st.sampled_from(["conv", "conv_tanh", "add", "max", "concat"]),
+PLANS = st.lists(st.tuples(st.sampled_from(["conv", "conv_tanh", "add", "max", "concat",
+                                            "shared"]),
                            st.integers(0, 20), st.integers(0, 20), st.just(2), st.booleans()),
                  min_size=1, max_size=6)
 
 
 # no shrinking: each example builds two models (about a second); a failure prints its plan
 @settings(max_examples=12, deadline=None, phases=[Phase.explicit, Phase.reuse, Phase.generate])
-@given(plan=PLANS, optimizer=st.sampled_from(["sgd", "adam"]))
-def test_random_graphs_agree_with_keras(plan, optimizer):
+@given(plan=PLANS, optimizer=st.sampled_from(["sgd", "adam"]), pool=st.booleans())
+@example(plan=[("conv", 0, 0, 2, False), ("shared", 1, 0, 2, False), ("add", 1, 2, 2, False),
+               ("shared", 3, 0, 2, False)], optimizer="sgd", pool=True)
+def test_random_graphs_agree_with_keras(plan, optimizer, pool):
     keras = keras_or_skip()
-    ours = random_graph(mc, mc.layers, plan)
-    theirs = random_graph(keras, keras.layers, plan)
+    ours = random_graph(mc, mc.layers, plan, pool)
+    theirs = random_graph(keras, keras.layers, plan, pool)
     same_weights(ours, theirs)
     x, y = data(6, shape=(5, 5, 2))
     predicted = theirs.predict(x, verbose=0)
