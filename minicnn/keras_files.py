@@ -87,12 +87,17 @@ def snake_case(class_name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def _keras_class(layer):
+    """Keras's class name for a layer (a functional model is Keras's ``Functional``)."""
+    return "Functional" if type(layer).__name__ == "Model" else type(layer).__name__
+
+
 def layer_keys(layers):
     """The ``/layers/<key>`` of each layer: its class's snake_case name, numbered from
     the second layer of that class on (``dense``, ``dense_1``, ...), whatever its name."""
     counts, keys = {}, []
     for layer in layers:
-        base = snake_case(type(layer).__name__)
+        base = snake_case(_keras_class(layer))
         count = counts.get(base, 0)
         keys.append(base if count == 0 else f"{base}_{count}")
         counts[base] = count + 1
@@ -106,10 +111,10 @@ def check_writable(model, path):
     """A model with a layer Keras does not have cannot go into a Keras file."""
     for layer in model.layers:
         reason = None
-        if hasattr(layer, "_graph"):
-            reason = ("a model used as a layer is written to minicnn's own format only, "
-                      "not yet to Keras's")
-        elif type(layer).__name__ not in _ARGUMENTS:
+        if hasattr(layer, "_graph"):  # a model inside the model: Keras nests it too
+            check_writable(layer, path)
+            continue
+        if type(layer).__name__ not in _ARGUMENTS:
             reason = f"{type(layer).__name__} has no Keras equivalent"
         elif getattr(layer, "padding", None) == "full":
             reason = "padding='full' has no Keras equivalent"
@@ -136,15 +141,24 @@ def _optimizer_vars(model):
     return values
 
 
+def _write_layers(f, prefix, model):
+    """``<prefix>/layers/<key>/vars/<i>`` for every layer; a model inside the model
+    gets its own ``layers`` group under its key, as Keras nests them."""
+    f.create_group(f"{prefix}layers")
+    for layer, key in zip(model.layers, layer_keys(model.layers)):
+        group = f.create_group(f"{prefix}layers/{key}/vars")
+        group.attrs["name"] = layer.name
+        if hasattr(layer, "_graph"):
+            _write_layers(f, f"{prefix}layers/{key}/", layer)
+            continue
+        for i, value in enumerate(layer.get_weights()):
+            group.create_dataset(str(i), data=value)
+
+
 def _write_weights(model, file):
     h5py = _h5py()
     with h5py.File(file, "w") as f:
-        f.create_group("layers")
-        for layer, key in zip(model.layers, layer_keys(model.layers)):
-            group = f.create_group(f"layers/{key}/vars")
-            group.attrs["name"] = layer.name
-            for i, value in enumerate(layer.get_weights()):
-                group.create_dataset(str(i), data=value)
+        _write_layers(f, "", model)
         values = _optimizer_vars(model)
         if values is not None:
             group = f.create_group("optimizer/vars")
@@ -160,6 +174,10 @@ def save_weights(model, path):
 
 
 def _keras_layer_config(layer):
+    if hasattr(layer, "_graph"):  # a model inside the model: its own config, uncompiled
+        entry = keras_config(layer)
+        entry.pop("compile_config", None)
+        return entry
     cls = type(layer).__name__
     config = {"name": layer.name, "trainable": layer.trainable, "dtype": dict(_POLICY)}
     for key, value in layer.get_config().items():
@@ -218,7 +236,8 @@ def keras_config(model):
                           "optional": False}, "registered_name": None}]
     layers += [_keras_layer_config(layer) for layer in model.layers]
     config = {"module": "keras", "class_name": "Sequential",
-              "config": {"name": model.name, "trainable": True, "dtype": dict(_POLICY),
+              "config": {"name": model.name, "trainable": model.trainable,
+                         "dtype": dict(_POLICY),
                          "layers": layers},
               "registered_name": None,
               "build_config": {"input_shape": [None, *model._sample_in]}}

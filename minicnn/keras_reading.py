@@ -59,18 +59,26 @@ def _vars(group, path, where):
     return [_dataset(vars_, str(i), path, where) for i in range(len(names))]
 
 
-def _read_layers(f, model, path):
-    """Every layer's weights from a .weights.h5 layout, each checked before reading."""
+def _read_layers(f, model, path, where=""):
+    """Every layer's weights from a .weights.h5 layout (a model inside the model from
+    the ``layers`` group under its key), each checked before reading."""
     h5py = _h5py()
     if not isinstance(f.get("layers"), h5py.Group):
-        refuse(path, "no /layers group: not a Keras 3 weights file")
+        refuse(path, f"no {where}/layers group: not a Keras 3 weights file")
     keys = layer_keys(model.layers)
-    stored = {key: _vars(group, path, f"/layers/{key}") for key, group in f["layers"].items()}
+    stored = {key: _vars(group, path, f"{where}/layers/{key}")
+              for key, group in f["layers"].items()}
     extra = sorted(k for k, v in stored.items() if v and k not in keys)
     if extra:
-        refuse(path, f"holds weights for layers {extra} that Sequential '{model.name}' "
-                     f"does not have (its layers: {keys})")
+        refuse(path, f"holds weights for layers {extra} that {type(model).__name__} "
+                     f"'{model.name}' does not have (its layers: {keys})")
     for layer, key in zip(model.layers, keys):
+        if hasattr(layer, "_graph"):
+            group = f["layers"].get(key)
+            if not isinstance(group, h5py.Group):
+                refuse(path, f"no {where}/layers/{key} group for the model '{layer.name}'")
+            _read_layers(group, layer, path, f"{where}/layers/{key}")
+            continue
         loading.set_weights(path, layer, stored.get(key, []),
                             f"layer '{layer.name}' ({key} in the file)")
 
@@ -121,10 +129,18 @@ def load_weights(model, path):
             _read_optimizer(f, model, path)
 
 
-def _layer_from_config(entry, path):
+def _layer_from_config(entry, path, depth=0):
     if not isinstance(entry, dict):
         refuse(path, f"a layer entry is {type(entry).__name__}, not an object")
     cls_name = entry.get("class_name")
+    if cls_name in ("Sequential", "Functional", "Model"):  # a model inside the model
+        if depth >= loading.NESTING:
+            refuse(path, f"its models are nested more than {loading.NESTING} deep")
+        model = _model_from_config(entry, path, depth + 1)
+        trainable = (entry.get("config") or {}).get("trainable", True)
+        if trainable is not True:
+            model.trainable = bool(trainable)
+        return model
     config = entry.get("config") or {}
     if not isinstance(config, dict):
         refuse(path, f"a layer's config is {type(config).__name__}, not an object")
@@ -148,10 +164,10 @@ def _layer_from_config(entry, path):
     return loading.make_layer(path, cls_name, kwargs)
 
 
-def _model_from_config(config, path):
+def _model_from_config(config, path, depth=0):
     if isinstance(config, dict) and config.get("class_name") in ("Functional", "Model"):
         return keras_graph.functional_from_config(config, path,
-                                                  lambda e: _layer_from_config(e, path))
+                                                  lambda e: _layer_from_config(e, path, depth))
     if not isinstance(config, dict) or config.get("class_name") != "Sequential":
         kind = config.get("class_name") if isinstance(config, dict) else type(config).__name__
         refuse(path, f"holds a {kind} model; minicnn reads Sequential and functional "
@@ -175,7 +191,7 @@ def _model_from_config(config, path):
         input_shape = build.get("input_shape") if isinstance(build, dict) else None
     if input_shape is None:
         refuse(path, "the model has no input shape (it was never built)")
-    layers = [_layer_from_config(e, path) for e in entries]
+    layers = [_layer_from_config(e, path, depth) for e in entries]
     return loading.build_model(path, layers, input_shape, body.get("name"))
 
 
@@ -256,7 +272,8 @@ def load_keras(path):
         with zipfile.ZipFile(raw) as z:
             config = file_checks.parse_json(file_checks.read_member(
                 z, "config.json", file_checks.MAX_JSON_BYTES, path), path, "config.json")
-            model = _model_from_config(config, path)
+            with loading.one_load():
+                model = _model_from_config(config, path)
             _compile_from_config(model, config.get("compile_config"), path)
             weights = file_checks.read_member(z, "model.weights.h5", _weights_cap(model), path)
             with _open_h5(path, io.BytesIO(weights)) as f:
@@ -295,7 +312,8 @@ def load_legacy_h5(path):
                 refuse(path, "no model_config: a legacy weights-only file (load it with "
                              "load_weights into a model of its architecture) or not a Keras "
                              "file")
-            model = _model_from_config(config, path)
+            with loading.one_load():
+                model = _model_from_config(config, path)
             training = _json_attr(f, "training_config", path)
             if training:
                 if not isinstance(training, dict):

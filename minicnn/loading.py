@@ -16,6 +16,7 @@ architecture before anything uses it:
 
 Each error is a ``file_checks.ModelFileError`` naming the file.
 """
+import contextlib
 import math
 import os
 import threading
@@ -36,7 +37,7 @@ _NONNEGATIVE = {"moving_variance", "v"}  # a weight or slot that is a variance
 
 
 _MODEL_CLASSES = ("Sequential", "Model")  # a model saved as a layer of another
-_NESTING = 8                              # how deep models may sit inside models
+NESTING = 8                               # how deep models may sit inside models
 _LOAD = threading.local()                 # the parameters one load has made so far
 
 
@@ -44,8 +45,8 @@ def make_layer(path, class_name, config, depth=0):
     """A layer of a class minicnn has, from a type-checked config; for ``Sequential``
     or ``Model``, a model used as a layer, made from its own config (``model_config``)."""
     if class_name in _MODEL_CLASSES and isinstance(config, dict):
-        if depth >= _NESTING:
-            refuse(path, f"its models are nested more than {_NESTING} deep")
+        if depth >= NESTING:
+            refuse(path, f"its models are nested more than {NESTING} deep")
         trainable = config.get("trainable", True)
         model = model_config(path, {k: v for k, v in config.items() if k != "trainable"},
                              depth + 1)
@@ -314,6 +315,16 @@ def set_optimizer_state(path, model, iterations, slots):
 # ---------------------------------------------------------------------------------
 # minicnn's own archive
 # ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def one_load():
+    """Count the parameters the models of one file allocate from zero (see ``_made``)."""
+    _LOAD.made = 0
+    try:
+        yield
+    finally:
+        _LOAD.made = 0
+
+
 def _made():
     """Parameters already allocated by this load (by the models inside the model)."""
     return getattr(_LOAD, "made", 0)
@@ -339,11 +350,8 @@ def load_npz_model(path):
     with saving.Archive(path, kind="model") as archive:
         header = archive.header
         with file_checks.reading(path):
-            _LOAD.made = 0
-            try:
+            with one_load():
                 model = model_config(path, header.get("model"))
-            finally:
-                _LOAD.made = 0
             _npz_weights(path, archive, model)
             compiled = header.get("compile")
             if compiled:

@@ -65,3 +65,24 @@ def test_fixture_files_are_small_and_versioned():
     for name in ("keras", "jax", "numpy"):
         assert versions.get(name), f"VERSIONS.json lacks the {name} version"
     assert versions["keras"].startswith("3.")
+
+
+def test_every_layer_loss_and_activation_has_a_keras_case():
+    """A layer, loss or activation name that minicnn exports has at least one case here
+    (so a new one does not go unchecked against Keras)."""
+    from minicnn import layers, losses
+    from minicnn.ops.activations import ACTIVATION_ALIASES, ACTIVATIONS
+    all_cases = cases.all_cases()
+    used_layers = {c.get("layer") for c in all_cases}
+    no_numbers = ("Input", "InputLayer", "Layer")   # graph placeholders and the base class
+    missing = [n for n in layers.__all__ if n not in no_numbers and n not in used_layers]
+    assert missing == [], f"layers without a Keras case: {missing}"
+    used_losses = {(c["loss"], json.dumps(c.get("loss_args", {}), sort_keys=True))
+                   for c in all_cases if c["kind"] == "loss"}
+    wanted = [(n, json.dumps(args, sort_keys=True)) for n in losses.CLASSES
+              for args in ([{}, {"from_logits": True}] if n != "MeanSquaredError" else [{}])]
+    assert [w for w in wanted if w not in used_losses] == [], "losses without a Keras case"
+    names = set(ACTIVATIONS) | set(ACTIVATION_ALIASES)
+    for layer in ("Activation", "Dense", "Conv2D"):
+        used = {c["args"]["activation"] for c in all_cases if c.get("layer") == layer}
+        assert sorted(names - used) == [], f"activations without a Keras case for {layer}"

@@ -134,9 +134,6 @@ def test_a_model_of_models_saves_and_resumes_in_minicnn_s_archive(tmp_path):
     np.testing.assert_array_equal(again.train_on_batch(x, y), model.train_on_batch(x, y))
     for a, b in zip(again.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
-    with pytest.raises(ValueError, match="layer 'encoder' \\(a model used as a layer is "
-                                         "written to minicnn's own format only"):
-        model.save(tmp_path / "m.keras")
 
 
 def test_models_nested_too_deep_are_refused(tmp_path):
@@ -147,3 +144,46 @@ def test_models_nested_too_deep_are_refused(tmp_path):
     with pytest.raises(ValueError, match="nested more than 8 deep") as info:
         mc.models.load_model(tmp_path / "deep.npz")
     assert "deep.npz" in str(info.value)
+
+
+def test_keras_opens_a_minicnn_model_of_models_and_steps_alike(keras, tmp_path):
+    x, y = data(8, seed=4)
+    ours = outer(mc, mc.layers)
+    ours.get_layer("head").trainable = False
+    ours.compile(mc.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    ours.train_on_batch(x, y)
+    ours.save(tmp_path / "ours.keras")
+    theirs = keras.saving.load_model(tmp_path / "ours.keras")
+    assert [type(layer).__name__ for layer in theirs.layers if
+            type(layer).__name__ != "InputLayer"] == ["Sequential", "Subtract", "Functional",
+                                                      "Dense"]
+    assert not theirs.get_layer("head").trainable
+    np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x), atol=2e-6)
+    again = mc.models.load_model(tmp_path / "ours.keras")  # and minicnn reads its own
+    np.testing.assert_array_equal(again.predict(x), ours.predict(x))
+    step = ours.train_on_batch(x, y)
+    np.testing.assert_array_equal(again.train_on_batch(x, y), step)
+    np.testing.assert_allclose(theirs.train_on_batch(x, y), step, rtol=1e-5)
+    for a, b, c in zip(ours.get_weights(), theirs.get_weights(), again.get_weights()):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(a, c)
+
+
+def test_minicnn_opens_keras_s_model_of_models_and_steps_alike(keras, tmp_path):
+    x, y = data(8, seed=5)
+    keras.utils.set_random_seed(8)
+    theirs = outer(keras, keras.layers, frozen=True)
+    theirs.compile(keras.optimizers.SGD(0.1, momentum=0.9), "sparse_categorical_crossentropy")
+    theirs.train_on_batch(x, y)
+    theirs.save(tmp_path / "theirs.keras")
+    ours = mc.models.load_model(tmp_path / "theirs.keras")
+    assert not ours.get_layer("encoder").trainable
+    np.testing.assert_allclose(ours.train_on_batch(x, y), theirs.train_on_batch(x, y),
+                               rtol=1e-5)
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, np.asarray(b), rtol=1e-5, atol=1e-6)
+    probability = keras.Sequential([theirs.get_layer("encoder"), keras.layers.Softmax()])
+    probability.save(tmp_path / "probability.keras")
+    mine = mc.models.load_model(tmp_path / "probability.keras")
+    np.testing.assert_allclose(mine.predict(x[0]), probability.predict(x[0], verbose=0),
+                               atol=1e-6)

@@ -15,11 +15,16 @@ given once, with Keras's names, and passed unchanged to both libraries.
   results) and compares every result with ``checker.close`` at ``TOLERANCES``.
 
 Gradients are those of ``sum(y * dy)`` (for losses, of the loss), computed in Keras
-with ``jax.value_and_grad`` over ``layer.stateless_call``. Oracles for minicnn's
-extensions: ``padding="full"`` is Keras's 'valid' Conv2D on the input explicitly
-zero-padded by ``k - 1`` on every side (``dx`` = the padded input's gradient, cropped);
-MinPooling2D is ``-MaxPooling2D(-x)`` (by the chain rule ``dx`` is max pooling's input
-gradient at ``-x`` for the same ``dy``).
+with ``jax.value_and_grad`` over ``layer.stateless_call``. Merge layers (kind
+``merge``: Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate) take a
+list of inputs ``x0, x1, ...`` and give one gradient ``dx0, dx1, ...`` per input.
+Loss cases may carry ``loss_args`` (``from_logits``), given to both libraries.
+Cases whose point is a tie or a kink (tied maxima, inputs exactly on a ReLU's
+threshold or max_value) check that their inputs really hold one before comparing.
+Oracles for minicnn's extensions: ``padding="full"`` is Keras's 'valid' Conv2D on the
+input explicitly zero-padded by ``k - 1`` on every side (``dx`` = the padded input's
+gradient, cropped); MinPooling2D is ``-MaxPooling2D(-x)`` (by the chain rule ``dx`` is
+max pooling's input gradient at ``-x`` for the same ``dy``).
 
 Model cases (the notebooks' models from examples/, plus two small models defined
 here: ``mini_alexnet``, examples/alexnet.py's layer pattern with batch norm at a
@@ -123,6 +128,44 @@ TOLERANCES = {
     # weights (O(0.3)) and 1e-5 relative on the history (losses ~2.3; accuracies are
     # multiples of 1/14 or 1/6 and so must agree exactly at this tolerance).
     "model_fit": {"*": (1e-5, 1e-5)},
+    # ---- layers and losses added later (same reasoning, per kind of arithmetic) ----
+    # GlobalAveragePooling2D: a mean of H*W <= 20 values (numpy's pairwise sum vs XLA's
+    # reduction) and one division; dx is dy / (H*W): a few ulps.
+    "global_avg_pooling": {"*": (1e-6, 1e-6)},
+    # GlobalMaxPooling2D selects a value (y exact). dx is dy / k at the k cells that hold
+    # the maximum (k = 1 without ties): in both libraries one float32 division of the
+    # same operands (JAX's reduce_max gradient divides by the count of maxima), so it
+    # must be exact too; a different tie rule (first cell only) is an O(dy) error.
+    "global_max_pooling": {"*": (0.0, 0.0)},
+    # Zero padding, cropping, reshape and identity only move values (dx moves dy back,
+    # zeros where nothing came from): exact.
+    "zero_padding": {"*": (0.0, 0.0)},
+    "cropping": {"*": (0.0, 0.0)},
+    "reshape": {"*": (0.0, 0.0)},
+    "identity": {"*": (0.0, 0.0)},
+    # Nearest upsampling copies values (y exact); dx sums dy over an sh x sw <= 6 block,
+    # in another order than XLA's reduction: a few ulps.
+    "upsampling": {"*": (1e-6, 1e-6), "y": (0.0, 0.0)},
+    # Rescaling: x * scale + offset, which XLA may fuse into one FMA (one rounding
+    # instead of two): ~1 ulp of O(1) values.
+    "rescaling": {"*": (1e-6, 1e-6)},
+    # Softmax (any axis), ReLU (max_value, negative_slope, threshold), LeakyReLU, ELU
+    # layers: as "activation": an exp or one product per entry, ~1 ulp; a different
+    # slope at a kink (inputs put exactly on 0, the threshold and max_value) is O(dy).
+    "activation_layers": {"*": (1e-6, 1e-6)},
+    # Add, Subtract, Multiply, Average of 2-3 inputs: <= 2 roundings per entry, and
+    # Multiply's dx_i (dy times the other inputs) is a product in another order than
+    # JAX's transposed chain: ~1 ulp of O(1) values.
+    "merge": {"*": (1e-6, 1e-6)},
+    # Maximum/Minimum select values (y exact) and route dy times 1, 1/2 or 1/4 (JAX's
+    # pairwise tie rule): exact in float32; another tie rule is an O(dy) error.
+    "merge_extreme": {"*": (0.0, 0.0)},
+    # Concatenate moves values: exact.
+    "concatenate": {"*": (0.0, 0.0)},
+    # Binary cross-entropy, as the other losses: logs, a mean of <= 48 values; the
+    # gradient w.r.t. p reaches 1/(1e-7 * size) ~ 4e5 at the clip bound, hence relative.
+    # From logits: softplus/sigmoid terms, (sigmoid(z) - y)/size: ~1 ulp of 1/size.
+    "loss_bce": {"*": (1e-6, 1e-7)},
 }
 
 
@@ -193,7 +236,49 @@ def layer_output_shape(case):
         return shp[:-1] + [a["units"]]
     if cls == "Flatten":
         return [shp[0], math.prod(shp[1:])]
-    return shp
+    cf = a.get("data_format") == "channels_first"
+    hw_axes = (2, 3) if cf else (1, 2)
+    if cls in ("GlobalAveragePooling2D", "GlobalMaxPooling2D"):
+        c = shp[1 if cf else 3]
+        if not a.get("keepdims", False):
+            return [shp[0], c]
+        return [shp[0], c, 1, 1] if cf else [shp[0], 1, 1, c]
+    if cls in ("ZeroPadding2D", "Cropping2D"):
+        sign = 1 if cls == "ZeroPadding2D" else -1
+        for axis, edges in zip(hw_axes, edge_pairs(a.get("padding", a.get("cropping")))):
+            shp[axis] += sign * sum(edges)
+        return shp
+    if cls == "UpSampling2D":
+        for axis, s in zip(hw_axes, _pair(a.get("size", 2))):
+            shp[axis] *= s
+        return shp
+    if cls == "Reshape":
+        target = list(a["target_shape"])
+        if -1 in target:
+            known = math.prod(d for d in target if d != -1)
+            target[target.index(-1)] = math.prod(shp[1:]) // known
+        assert math.prod(target) == math.prod(shp[1:]), (target, shp)
+        return [shp[0]] + target
+    return shp   # elementwise layers (Activation, Softmax, ReLU, ..., Rescaling, Identity)
+
+
+def edge_pairs(value):
+    """ZeroPadding2D's padding / Cropping2D's cropping in Keras's three forms (int,
+    (symmetric_height, symmetric_width), ((top, bottom), (left, right))) ->
+    ((top, bottom), (left, right))."""
+    entries = (value, value) if isinstance(value, int) else value
+    return tuple((e, e) if isinstance(e, int) else tuple(e) for e in entries)
+
+
+def merge_output_shape(case):
+    """The output shape of a merge case (Concatenate: the sizes on ``axis`` add up)."""
+    shapes = [list(s) for s in case["input_shapes"]]
+    if case["layer"] != "Concatenate":
+        return shapes[0]
+    axis = case["args"].get("axis", -1) % len(shapes[0])
+    out = list(shapes[0])
+    out[axis] = sum(s[axis] for s in shapes)
+    return out
 
 
 # ======================================================================================
@@ -512,11 +597,229 @@ def _fit_cases():
             for i, (name, opt, args, loss) in enumerate(FIT_CASES)]
 
 
+# --------------------------------------------------------------------------------------
+# Layers and losses added after the original set (appended after it, so that the
+# original cases and their live sample stay as they were).
+# --------------------------------------------------------------------------------------
+NEW_ACTIVATIONS = ("elu", "leaky_relu", "gelu", "swish", "silu", "softplus")
+
+
+def _activation_name_cases():
+    """The activation names added later, through Activation, Dense and Conv2D."""
+    out = [_layer_case("activation", act, "Activation", {"activation": act}, [4, 7], 10000 + i)
+           for i, act in enumerate(NEW_ACTIVATIONS)]
+    # |x| from 1e-3 to 1e3: saturation, exp overflow, gelu's erfc tail, softplus(1000)
+    for i, act in enumerate(("elu", "gelu", "silu", "softplus")):
+        out.append(_layer_case("activation", f"{act}-wide-range", "Activation",
+                               {"activation": act}, [4, 7], 10010 + i, inputs="wide"))
+    # exact zeros and -0.0: the kink's slope (elu'(0) = alpha = 1, leaky_relu'(0) = 1)
+    for i, act in enumerate(("elu", "leaky_relu")):
+        out.append(_layer_case("activation", f"{act}-at-zero", "Activation",
+                               {"activation": act}, [4, 7], 10020 + i, inputs="zeros"))
+    for i, act in enumerate(NEW_ACTIVATIONS):
+        out.append(_layer_case("dense", f"{act}-{'bias' if i % 3 else 'nobias'}", "Dense",
+                               {"units": 5, "activation": act, "use_bias": bool(i % 3)},
+                               [4, 7] if i % 2 else [3, 2, 6], 10100 + i))
+    conv = [("same", (3, 3), (1, 1), (2, 5, 6, 2), 3), ("valid", (2, 3), (2, 1), (2, 6, 7, 3), 2),
+            ("same", (3, 2), (2, 2), (2, 7, 5, 1), 4), ("valid", (3, 3), (1, 2), (2, 6, 8, 2), 3),
+            ("same", (1, 3), (1, 1), (2, 4, 5, 3), 2), ("valid", (2, 2), (1, 1), (2, 5, 5, 2), 3)]
+    for i, (act, (padding, k, s, (n, h, w, c), f)) in enumerate(zip(NEW_ACTIVATIONS, conv)):
+        fmt = ("channels_last", "channels_first")[i % 2]
+        name = (f"{padding}-k{k[0]}x{k[1]}-s{s[0]}x{s[1]}-{_fmt_tag(fmt)}-bias-{act}-{40 + i:02d}")
+        args = {"filters": f, "kernel_size": list(k), "strides": list(s), "padding": padding,
+                "data_format": fmt, "use_bias": True, "activation": act}
+        out.append(_layer_case("conv2d", name, "Conv2D", args, _spatial_shape(n, h, w, c, fmt),
+                               10200 + i))
+    return out
+
+
+def _global_pooling_cases():
+    out, i = [], 0
+    shapes = [(2, 3, 4, 3), (2, 5, 2, 2), (3, 2, 3, 1), (2, 4, 4, 2)]
+    specs = [(mode, fmt, keepdims, shape, "uniform")
+             for mode in ("avg", "max")
+             for (fmt, keepdims), shape in zip(
+                 [(f, k) for f in ("channels_last", "channels_first") for k in (False, True)],
+                 shapes)]
+    # Ties: several cells hold a channel's maximum (small integers; "binary": 0/1 with
+    # the first image all ones, so that all H*W cells tie), dy split equally among them
+    # by Keras (JAX's reduce_max gradient) and by minicnn; all-negative inputs.
+    specs += [("max", "channels_last", False, (2, 3, 3, 2), "ties"),
+              ("max", "channels_first", True, (2, 2, 3, 3), "ties"),
+              ("max", "channels_last", True, (3, 2, 2, 4), "binary"),
+              ("max", "channels_first", False, (2, 3, 2, 2), "negative"),
+              ("avg", "channels_first", True, (2, 3, 3, 2), "ties")]
+    for mode, fmt, keepdims, (n, h, w, c), style in specs:
+        family, cls = {"avg": ("global_avg_pooling", "GlobalAveragePooling2D"),
+                       "max": ("global_max_pooling", "GlobalMaxPooling2D")}[mode]
+        name = (f"{_fmt_tag(fmt)}-{'keepdims' if keepdims else 'flat'}"
+                f"{'' if style == 'uniform' else '-' + style}-{i:02d}")
+        out.append(_layer_case(family, name, cls, {"data_format": fmt, "keepdims": keepdims},
+                               _spatial_shape(n, h, w, c, fmt), 10300 + i, inputs=style))
+        i += 1
+    return out
+
+
+def _reshaping_cases():
+    out = []
+    edge_forms = [("int", 1, 2), ("pair", [2, 1], [1, 2]),
+                  ("edges", [[1, 2], [0, 3]], [[2, 0], [1, 3]]),
+                  ("mixed", [[0, 2], 1], [1, [0, 2]])]
+    i = 0
+    for form, pad, crop in edge_forms:
+        for fmt in ("channels_last", "channels_first"):
+            if form == "mixed" and fmt == "channels_first":
+                continue
+            out.append(_layer_case("zero_padding", f"{form}-{_fmt_tag(fmt)}", "ZeroPadding2D",
+                                   {"padding": pad, "data_format": fmt},
+                                   _spatial_shape(2, 3, 4, 2, fmt), 10400 + i))
+            out.append(_layer_case("cropping", f"{form}-{_fmt_tag(fmt)}", "Cropping2D",
+                                   {"cropping": crop, "data_format": fmt},
+                                   _spatial_shape(2, 6, 7, 2, fmt), 10420 + i))
+            i += 1
+    for i, (size, fmt, shape) in enumerate([(2, "channels_last", (2, 3, 2, 2)),
+                                            (2, "channels_first", (2, 2, 3, 3)),
+                                            ([2, 3], "channels_last", (2, 2, 3, 3)),
+                                            ([3, 1], "channels_first", (2, 3, 2, 2))]):
+        tag = f"{size}" if isinstance(size, int) else f"{size[0]}x{size[1]}"
+        out.append(_layer_case("upsampling", f"size{tag}-{_fmt_tag(fmt)}", "UpSampling2D",
+                               {"size": size, "data_format": fmt, "interpolation": "nearest"},
+                               _spatial_shape(*shape, fmt), 10440 + i))
+    for i, (name, target, shape) in enumerate([("rank4-to-2d", [4, -1], [2, 3, 4, 2]),
+                                               ("flat-to-3d", [-1, 2, 3], [2, 12]),
+                                               ("rank4-to-rank3", [6, 2, 2], [2, 2, 3, 4]),
+                                               ("rank3-to-flat", [-1], [3, 2, 5])]):
+        out.append(_layer_case("reshape", name, "Reshape", {"target_shape": target}, shape,
+                               10460 + i))
+    for i, (name, args, shape) in enumerate([
+            ("scale", {"scale": 1 / 255}, [4, 6]),
+            ("scale-offset", {"scale": 1 / 127.5, "offset": -1.0}, [2, 3, 3, 2]),
+            ("negative-scale-offset", {"scale": -2.5, "offset": 0.75}, [3, 2, 4]),
+            ("per-channel", {"scale": [0.5, -2.0, 3.0], "offset": [0.1, 0.0, -0.3]},
+             [2, 2, 3, 3])]):
+        out.append(_layer_case("rescaling", name, "Rescaling", args, shape, 10480 + i))
+    out.append(_layer_case("identity", "rank2", "Identity", {}, [3, 5], 10490))
+    out.append(_layer_case("identity", "rank4", "Identity", {}, [2, 3, 2, 2], 10491))
+    return out
+
+
+def _activation_layer_cases():
+    """Softmax, ReLU, LeakyReLU and ELU layers. "grid" inputs are multiples of 0.5 in
+    [-3, 8]: they hit 0, every threshold and max_value below exactly, where the slope
+    is a convention (Keras's, through JAX's autodiff, is what minicnn must give)."""
+    fam = "activation_layers"
+    specs = [
+        ("softmax-axis-1", "Softmax", {"axis": -1}, [4, 6], "uniform"),
+        ("softmax-axis-1-rank4", "Softmax", {"axis": -1}, [2, 3, 2, 4], "uniform"),
+        ("softmax-axis1-rank4", "Softmax", {"axis": 1}, [2, 3, 2, 4], "uniform"),
+        ("softmax-axis-2-rank3", "Softmax", {"axis": -2}, [3, 4, 2], "uniform"),
+        ("softmax-axes1-2-rank4", "Softmax", {"axis": [1, 2]}, [2, 3, 2, 2], "uniform"),
+        ("softmax-axis1-wide-range", "Softmax", {"axis": 1}, [3, 5, 2], "wide"),
+        ("relu-defaults", "ReLU", {}, [4, 6], "grid"),
+        ("relu-max6", "ReLU", {"max_value": 6.0}, [4, 6], "grid"),
+        ("relu-max4.5", "ReLU", {"max_value": 4.5}, [4, 6], "grid"),
+        ("relu-threshold1", "ReLU", {"threshold": 1.0}, [4, 6], "grid"),
+        ("relu-slope0.1", "ReLU", {"negative_slope": 0.1}, [4, 6], "grid"),
+        ("relu-slope0.2-max2.5", "ReLU", {"negative_slope": 0.2, "max_value": 2.5}, [4, 6],
+         "grid"),
+        ("relu-slope0.1-threshold0.5", "ReLU", {"negative_slope": 0.1, "threshold": 0.5},
+         [4, 6], "grid"),
+        ("relu-max6-threshold0.5", "ReLU", {"max_value": 6.0, "threshold": 0.5}, [4, 6],
+         "grid"),
+        ("relu-all-three", "ReLU", {"max_value": 4.5, "negative_slope": 0.3, "threshold": 1.0},
+         [2, 3, 2, 2], "grid"),
+        ("relu-slope0.1-max0.5-uniform", "ReLU", {"negative_slope": 0.1, "max_value": 0.5},
+         [4, 6], "uniform"),
+        ("leaky_relu-default", "LeakyReLU", {}, [4, 6], "grid"),
+        ("leaky_relu-slope0.01", "LeakyReLU", {"negative_slope": 0.01}, [2, 3, 2, 2], "grid"),
+        ("leaky_relu-slope0", "LeakyReLU", {"negative_slope": 0.0}, [4, 6], "grid"),
+        ("elu-default", "ELU", {}, [4, 6], "grid"),
+        ("elu-alpha0.5", "ELU", {"alpha": 0.5}, [2, 3, 2, 2], "grid"),
+        ("elu-alpha-negative", "ELU", {"alpha": -0.7}, [4, 6], "grid"),
+        ("elu-alpha2-wide-range", "ELU", {"alpha": 2.0}, [4, 6], "wide"),
+    ]
+    return [_layer_case(fam, name, cls, args, shape, 10500 + i, inputs=style)
+            for i, (name, cls, args, shape, style) in enumerate(specs)]
+
+
+def _merge_case(family, name, layer, args, input_shapes, seed, inputs="uniform"):
+    return {"id": f"{family}-{name}", "family": family, "kind": "merge", "seed": seed,
+            "layer": layer, "args": args, "input_shapes": [list(s) for s in input_shapes],
+            "inputs": inputs}
+
+
+def _merge_cases():
+    """Layers over a list of inputs: y, and one dx per input. "ties" inputs are small
+    integers, so that 2 and 3 inputs are often equal (JAX's pairwise tie rule for
+    Maximum/Minimum gives 1/2, 1/2 for a pair and 1/4, 1/4, 1/2 for three)."""
+    two, three = [[4, 5]] * 2, [[2, 3, 2, 2]] * 3
+    specs = [
+        ("merge", "add-2-rank2", "Add", {}, two, "uniform"),
+        ("merge", "add-3-rank4", "Add", {}, three, "uniform"),
+        ("merge", "subtract-rank2", "Subtract", {}, two, "uniform"),
+        ("merge", "subtract-rank4", "Subtract", {}, [[2, 3, 2, 2]] * 2, "uniform"),
+        ("merge", "multiply-2-rank2", "Multiply", {}, two, "uniform"),
+        ("merge", "multiply-3-rank4", "Multiply", {}, three, "uniform"),
+        ("merge", "average-2-rank2", "Average", {}, two, "uniform"),
+        ("merge", "average-3-rank4", "Average", {}, three, "uniform"),
+        ("merge_extreme", "maximum-2-rank2", "Maximum", {}, two, "uniform"),
+        ("merge_extreme", "maximum-2-rank4-ties", "Maximum", {}, [[2, 3, 2, 2]] * 2, "ties"),
+        ("merge_extreme", "maximum-3-rank3-ties", "Maximum", {}, [[3, 4, 3]] * 3, "ties"),
+        ("merge_extreme", "minimum-2-rank2", "Minimum", {}, two, "uniform"),
+        ("merge_extreme", "minimum-2-rank4-ties", "Minimum", {}, [[2, 3, 2, 2]] * 2, "ties"),
+        ("merge_extreme", "minimum-3-rank3-ties", "Minimum", {}, [[3, 4, 3]] * 3, "ties"),
+        ("concatenate", "axis-1-rank4", "Concatenate", {"axis": -1},
+         [[2, 3, 2, 2], [2, 3, 2, 3]], "uniform"),
+        ("concatenate", "axis-1-3-inputs-rank2", "Concatenate", {"axis": -1},
+         [[3, 2], [3, 4], [3, 1]], "uniform"),
+        ("concatenate", "axis1-rank4", "Concatenate", {"axis": 1},
+         [[2, 2, 3, 2], [2, 3, 3, 2]], "uniform"),
+        ("concatenate", "axis-2-rank3", "Concatenate", {"axis": -2},
+         [[2, 1, 3], [2, 3, 3]], "uniform"),
+        ("concatenate", "axis2-rank4", "Concatenate", {"axis": 2},
+         [[2, 2, 1, 3], [2, 2, 2, 3], [2, 2, 3, 3]], "uniform"),
+    ]
+    return [_merge_case(family, name, cls, args, shapes, 10600 + i, inputs)
+            for i, (family, name, cls, args, shapes, inputs) in enumerate(specs)]
+
+
+def _new_loss_cases():
+    """Binary cross-entropy on probabilities and logits, and categorical / sparse
+    categorical cross-entropy from logits (``loss_args`` go to both libraries)."""
+    def case(family, name, loss, shape, seed, targets, **extra):
+        return dict({"id": f"{family}-{name}", "family": family, "kind": "loss", "seed": seed,
+                     "loss": loss, "shape": shape, "targets": targets}, **extra)
+    logits = {"loss_args": {"from_logits": True}}
+    bce = "BinaryCrossentropy"
+    return [
+        case("loss_bce", "edge-values", bce, [6, 4], 10700, "binary-edge"),
+        case("loss_bce", "soft-targets", bce, [5, 3], 10701, "binary-soft"),
+        case("loss_bce", "rank3", bce, [2, 3, 4], 10702, "binary"),
+        case("loss_bce", "logits-edge-values", bce, [6, 4], 10703, "binary-logits-edge",
+             **logits),
+        case("loss_bce", "logits-soft-targets", bce, [5, 3], 10704, "binary-logits-soft",
+             **logits),
+        case("loss_bce", "logits-rank3", bce, [2, 3, 4], 10705, "binary-logits", **logits),
+        case("loss_cce", "logits-edge-rows", "CategoricalCrossentropy", [8, 5], 10710,
+             "logits-edge", **logits),
+        case("loss_cce", "logits-soft-labels", "CategoricalCrossentropy", [6, 4], 10711,
+             "logits-soft", **logits),
+        case("loss_cce", "logits-unnormalized-targets", "CategoricalCrossentropy", [6, 4],
+             10712, "logits-unnormalized", **logits),
+        case("loss_cce", "logits-rank3", "CategoricalCrossentropy", [2, 3, 4], 10713,
+             "logits-edge", **logits),
+        case("loss_scce", "logits-edge-rows-labels-n", "SparseCategoricalCrossentropy", [8, 5],
+             10720, "logits-edge", label_shape="n", **logits),
+        case("loss_scce", "logits-edge-rows-labels-n1", "SparseCategoricalCrossentropy",
+             [8, 5], 10721, "logits-edge", label_shape="n1", **logits),
+    ]
+
+
 def all_cases():
     """Every case, in a fixed order (the same on every run)."""
     return (_conv_cases() + _conv_full_cases() + _pool_cases() + _dense_cases()
             + _activation_cases() + _flatten_dropout_cases() + _bn_cases() + _loss_cases()
-            + _optimizer_cases() + _model_cases() + _fit_cases())
+            + _optimizer_cases() + _model_cases() + _fit_cases() + _new_cases())
 
 
 # The live module runs every case of the cheap families and a seeded sample of the
@@ -524,17 +827,40 @@ def all_cases():
 LIVE_EVERY = {"conv2d": 4, "conv2d_full": 3, "max_pooling": 3, "avg_pooling": 3,
               "min_pooling": 3}
 LIVE_MODELS = ("strides_demo", "lenet5", "mini_alexnet")
+# The cases added later: a sample of them, every LIVE_EVERY_NEW-th per family (counted
+# from the family's first added case), and every tie case; the activation names added to
+# "activation", "dense" and "conv2d" count as one group of their own. The original
+# families keep their sample above.
+LIVE_EVERY_NEW = {"activation_names": 3, "global_avg_pooling": 2, "global_max_pooling": 2,
+                  "zero_padding": 3, "cropping": 3, "upsampling": 2, "reshape": 2,
+                  "rescaling": 2, "identity": 2, "activation_layers": 3, "merge": 2,
+                  "merge_extreme": 3, "concatenate": 2, "loss_bce": 2, "loss_cce": 2,
+                  "loss_scce": 2}
+LIVE_ALWAYS_INPUTS = ("ties", "negative", "positive")
+
+
+def _new_cases():
+    return (_activation_name_cases() + _global_pooling_cases() + _reshaping_cases()
+            + _activation_layer_cases() + _merge_cases() + _new_loss_cases())
 
 
 def live_cases():
     out, seen = [], {}
+    new = {c["id"] for c in _new_cases()}
     for case in all_cases():
         fam = case["family"]
+        if case["id"] in new:
+            group = "activation_names" if case.get("layer") in ("Activation", "Dense", "Conv2D") \
+                else fam
+            k = seen[("new", group)] = seen.get(("new", group), -1) + 1
+            if case.get("inputs") in LIVE_ALWAYS_INPUTS or k % LIVE_EVERY_NEW[group] == 0:
+                out.append(case)
+            continue
         k = seen[fam] = seen.get(fam, -1) + 1
         if case["kind"] == "model":
             if case["model"] in LIVE_MODELS or case["step"] == "predict":
                 out.append(case)
-        elif case.get("inputs") in ("ties", "negative", "positive") \
+        elif case.get("inputs") in LIVE_ALWAYS_INPUTS \
                 or k % LIVE_EVERY.get(fam, 1) == 0:
             out.append(case)
     return out
@@ -596,6 +922,61 @@ def _edge_probabilities(rng, n, k):
     return p.astype(F32), labels.astype(np.int32)
 
 
+# Binary cross-entropy's edge probabilities: 0 and 1, exactly on the clip bounds
+# (float32(1e-7) and float32(1 - 1e-7), where JAX's clip derivative is 1/2), beyond them
+# (1e-9; 1 - 1e-9 rounds to 1), and just inside; each with target 0 and target 1.
+BCE_EDGE_P = (0.0, 1.0, 1e-7, 1 - 1e-7, 1e-9, 1 - 1e-9, 1e-5, 1 - 1e-5, 2e-7, 0.5)
+# ... and logits: far beyond float32's sigmoid saturation, and 0.
+BCE_EDGE_Z = (-100.0, -30.0, -17.0, -5.0, 0.0, 5.0, 17.0, 30.0, 100.0)
+
+
+def _binary_loss_inputs(rng, shape, targets):
+    size = math.prod(shape)
+    logits = "logits" in targets
+    if targets.endswith("soft"):
+        y = rng.uniform(0, 1, size=size)
+    else:
+        y = rng.integers(0, 2, size=size).astype(np.float64)
+    p = rng.normal(0, 3.0, size=size) if logits else rng.uniform(0.02, 0.98, size=size)
+    if targets.endswith("edge"):
+        edges = BCE_EDGE_Z if logits else BCE_EDGE_P
+        assert 2 * len(edges) <= size
+        for j, v in enumerate(edges):
+            p[2 * j:2 * j + 2] = v
+            y[2 * j:2 * j + 2] = (0.0, 1.0)
+    return {"y_true": y.astype(F32).reshape(shape), "y_pred": p.astype(F32).reshape(shape)}
+
+
+def _logits_loss_inputs(rng, case, n, k):
+    """Logits for (sparse) categorical cross-entropy with ``from_logits=True``: N(0, 2),
+    and in "edge" batches rows that are confidently right (true logit +40), confidently
+    wrong (-40) and rows of logits around +-100 (the max shift matters)."""
+    targets = case["targets"]
+    labels = rng.integers(0, k, size=n)
+    z = rng.normal(0, 2.0, size=(n, k))
+    if targets == "logits-edge":
+        for r in range(n):
+            if r % 4 == 1:
+                z[r, labels[r]] = 40.0
+            elif r % 4 == 2:
+                z[r, labels[r]] = -40.0
+            elif r % 4 == 3:
+                z[r] += 100.0 * (1 if r % 8 == 3 else -1)
+    if case["loss"] == "SparseCategoricalCrossentropy":
+        y = labels.astype(np.int32)
+        y = y if case["label_shape"] == "n" else y[:, None]
+    elif targets == "logits-soft":
+        y = rng.uniform(0, 1, size=(n, k))
+        y = (y / y.sum(-1, keepdims=True)).astype(F32)
+    elif targets == "logits-unnormalized":    # sum(y) != 1: the gradient has p * sum(y)
+        y = rng.uniform(0, 1, size=(n, k)).astype(F32)
+    else:
+        y = np.eye(k, dtype=F32)[labels]
+    shape = case["shape"]
+    return {"y_true": y.reshape(shape) if y.dtype == F32 else y,
+            "y_pred": z.astype(F32).reshape(shape)}
+
+
 BN_INIT = {"gamma": (0.8, 1.2), "beta": (-0.1, 0.1), "moving_mean": (-0.1, 0.1),
            "moving_variance": (0.5, 1.5)}
 
@@ -653,12 +1034,28 @@ def make_inputs(case):
             x[0], x[1] = 0.0, -0.0      # whole rows: a Dense without bias gets z = 0
         elif case["inputs"] == "bn":
             x = _bn_input(rng, shape, case["args"].get("axis", -1))
+        elif case["inputs"] == "binary":
+            x = rng.integers(0, 2, size=shape).astype(F32)
+            x[0] = 1.0                    # every channel of the first image ties H*W ways
+        elif case["inputs"] == "grid":
+            # multiples of 0.5 in [-3, 8]; the first entries are the kinks, so that every
+            # case has them whatever its size: 0, -0.0, 0.5, 1, 2.5, 4.5, 6
+            x = (rng.integers(-6, 17, size=shape) * 0.5).astype(F32)
+            kinks = np.array([0.0, -0.0, 0.5, 1.0, 2.5, 4.5, 6.0], F32)
+            x.reshape(-1)[:len(kinks)] = kinks
         else:
             x = _u(rng, shape)
         data = {"x": x}
         for i, w in enumerate(_layer_weights(case, rng)):
             data[f"w{i}"] = w
         data["dy"] = _u(rng, layer_output_shape(case))
+        return data
+    if kind == "merge":
+        data = {}
+        for i, shape in enumerate(case["input_shapes"]):
+            data[f"x{i}"] = (rng.integers(0, 3, size=shape).astype(F32)
+                             if case["inputs"] == "ties" else _u(rng, shape))
+        data["dy"] = _u(rng, merge_output_shape(case))
         return data
     if kind == "bn_moving":
         shape, t = case["input_shape"], case["calls"]
@@ -671,6 +1068,10 @@ def make_inputs(case):
     if kind == "loss":
         shape, targets = case["shape"], case["targets"]
         n, k = math.prod(shape[:-1]), shape[-1]
+        if targets.startswith("binary"):
+            return _binary_loss_inputs(rng, shape, targets)
+        if targets.startswith("logits"):
+            return _logits_loss_inputs(rng, case, n, k)
         if targets == "real":
             return {"y_true": _u(rng, shape), "y_pred": _u(rng, shape)}
         if targets == "edge":
@@ -793,8 +1194,13 @@ def keras_versions():
             "keras_backend": keras.backend.backend(), "device": "cpu", "floatx": "float32"}
 
 
+def _tuple_deep(v):
+    return tuple(_tuple_deep(e) for e in v) if isinstance(v, list) else v
+
+
 def _tupled(args):
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    """JSON lists -> tuples (nested ones too: ((top, bottom), (left, right)))."""
+    return {k: _tuple_deep(v) for k, v in args.items()}
 
 
 def _keras_layer(keras, case, x):
@@ -897,9 +1303,30 @@ def _keras_bn_moving(keras, case, inputs):
             "moving_variances": np.stack(variances), "y_eval": np.asarray(y_eval)}
 
 
+def _keras_merge(keras, case, inputs):
+    """y and one dL/dx_i per input of a merge layer, for L = sum(y * dy)."""
+    import jax
+    import jax.numpy as jnp
+    xs = [jnp.asarray(inputs[f"x{i}"]) for i in range(len(case["input_shapes"]))]
+    layer = getattr(keras.layers, case["layer"])(**_tupled(case["args"]))
+    layer.build([tuple(x.shape) for x in xs])
+    assert not layer.weights, layer.weights
+    dy = jnp.asarray(inputs["dy"])
+
+    def objective(xs):
+        y, _ = layer.stateless_call([], [], xs)
+        return jnp.sum(y * dy), y
+
+    (_, y), dxs = jax.jit(jax.value_and_grad(objective, has_aux=True))(xs)
+    out = {"y": np.asarray(y)}
+    for i, dx in enumerate(dxs):
+        out[f"dx{i}"] = np.asarray(dx)
+    return out
+
+
 def _keras_loss(keras, case, inputs):
     import jax
-    loss = getattr(keras.losses, case["loss"])()
+    loss = getattr(keras.losses, case["loss"])(**case.get("loss_args", {}))
     y = inputs["y_true"]
     value, grad = jax.jit(jax.value_and_grad(lambda p: loss(y, p)))(inputs["y_pred"])
     return {"loss": np.asarray(value, F32), "grad": np.asarray(grad)}
@@ -1053,7 +1480,8 @@ def keras_expected(case, inputs):
     if kind == "fit":
         return _keras_fit(keras, case, inputs)
     runner = {"layer": _keras_layer_expected, "bn_moving": _keras_bn_moving,
-              "loss": _keras_loss, "fused": _keras_fused, "optimizer": _keras_optimizer}[kind]
+              "loss": _keras_loss, "fused": _keras_fused, "optimizer": _keras_optimizer,
+              "merge": _keras_merge}[kind]
     return runner(keras, case, inputs), {}
 
 
@@ -1070,8 +1498,27 @@ def _mc_layer(case):
     return getattr(layers, case["layer"])(**_tupled(case["args"]))
 
 
+def _guard_case_inputs(case, data):
+    """The inputs really hold what the case is about (guards the case construction,
+    not minicnn): ties of a channel's maximum, and the kinks of ReLU-like layers."""
+    x = data["x"]
+    if case["layer"] == "GlobalMaxPooling2D" and case["inputs"] in ("ties", "binary"):
+        axes = (2, 3) if case["args"]["data_format"] == "channels_first" else (1, 2)
+        count = (x == x.max(axis=axes, keepdims=True)).sum(axis=axes)
+        assert count.max() > 1, "no tied maxima"
+        if case["inputs"] == "binary":
+            assert count.max() == x.shape[axes[0]] * x.shape[axes[1]], "no constant channel"
+    if case["inputs"] == "grid":
+        a = case["args"]
+        kinks = [0.0, a.get("threshold", 0.0)] + (
+            [a["max_value"]] if a.get("max_value") is not None else [])
+        for v in kinks:
+            assert (x == v).any(), f"no input exactly at the kink {v}"
+
+
 def _check_layer(case, data, chk):
     fam = case["family"]
+    _guard_case_inputs(case, data)
     layer = _mc_layer(case)
     layer.build(tuple(data["x"].shape[1:]))
     n_weights = len(layer_weight_shapes(case))
@@ -1108,10 +1555,28 @@ def _check_bn_moving(case, data, chk):
               *tol)
 
 
+def _check_merge(case, data, chk):
+    fam = case["family"]
+    n = len(case["input_shapes"])
+    xs = [data[f"x{i}"] for i in range(n)]
+    if case["inputs"] == "ties":   # guards the case: pairs (and all n) of equal inputs
+        same = np.stack([x == xs[0] for x in xs[1:]]).all(axis=0)
+        assert same.any() and not same.all(), "no ties between the inputs"
+    layer = _mc_layer(case)
+    layer.build([tuple(x.shape[1:]) for x in xs])
+    y = _host(layer.forward(xs, training=False))
+    chk.close("y", y, data["y"], *tolerance(fam, "y"))
+    dxs = layer.backward(data["dy"])
+    assert len(dxs) == n, f"{len(dxs)} input gradients for {n} inputs"
+    for i, dx in enumerate(dxs):
+        chk.close(f"dx{i}", _host(dx), data[f"dx{i}"], *tolerance(fam, "dx"))
+    assert layer.get_weights() == [] and layer.get_gradients() == []
+
+
 def _check_loss(case, data, chk):
     from minicnn import losses
     tol = TOLERANCES[case["family"]]["*"]
-    loss = getattr(losses, case["loss"])()
+    loss = getattr(losses, case["loss"])(**case.get("loss_args", {}))
     value = loss(data["y_true"], data["y_pred"])
     chk.close("loss", np.float32(value), data["loss"], *tol)
     grad = _host(loss.gradient(data["y_true"], data["y_pred"]))
@@ -1283,7 +1748,8 @@ def check_case(case, data, checker, meta=None):
     if kind == "fit":
         return _check_fit(case, data, checker, meta)
     {"layer": _check_layer, "bn_moving": _check_bn_moving, "loss": _check_loss,
-     "fused": _check_fused, "optimizer": _check_optimizer}[kind](case, data, checker)
+     "fused": _check_fused, "optimizer": _check_optimizer,
+     "merge": _check_merge}[kind](case, data, checker)
 
 
 # ======================================================================================
