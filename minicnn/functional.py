@@ -36,7 +36,7 @@ class Model(Trainer, FileMethods, AsLayer):
             raise ValueError(f"{type(self).__name__}: name must be a non-empty string. "
                              f"Received: name={name!r}")
         self.name = name or backend.unique_name("functional")
-        self.layers = []
+        self._layers = []            # the layers that compute, in the order they run
         self.built = False
         self._graph = None
         self._single_input = self._single_output = True
@@ -68,12 +68,23 @@ class Model(Trainer, FileMethods, AsLayer):
 
     def _set_graph(self, graph):
         self._graph = graph
-        self.layers = graph.layers
+        self._layers = graph.layers
         ins = [t.shape[1:] for t in graph.inputs]
         outs = [t.shape[1:] for t in graph.outputs]
         self._sample_in = ins[0] if self._single_input else ins
         self._sample_out = outs[0] if self._single_output else outs
         self.built = True
+
+    @property
+    def layers(self):
+        """Keras's list: a functional model's input layers (``InputLayer``) among the
+        layers that compute, in Keras's order (by depth, then as a depth-first walk
+        from the outputs meets them)."""
+        if self._graph is None:
+            return list(self._layers)
+        return [item.input_layer if hasattr(item, "input_layer") else item
+                for item in self._graph.keras_order
+                if not hasattr(item, "input_layer") or item.input_layer is not None]
 
     @property
     def input_shape(self):
@@ -109,7 +120,7 @@ class Model(Trainer, FileMethods, AsLayer):
         """The outputs' names, as Keras names them: the layers that make them. The keys
         of dicts of targets, losses and metrics, and the prefixes of their logs."""
         if self._graph is None:
-            return [self.layers[-1].name] if self.layers else ["output"]
+            return [self._layers[-1].name] if self._layers else ["output"]
         return [t.node.layer.name if t.node is not None else t.name
                 for t in self._graph.outputs]
 
@@ -192,7 +203,7 @@ class Model(Trainer, FileMethods, AsLayer):
 
     def count_params(self):
         self._require_built("count_params()")
-        return sum(layer.count_params() for layer in self.layers)
+        return sum(layer.count_params() for layer in self._layers)
 
     def summary(self, line_length=None, print_fn=None):
         """Print Keras 3's summary table."""
@@ -201,18 +212,18 @@ class Model(Trainer, FileMethods, AsLayer):
         (print_fn or print)(text)
 
     def get_weights(self):
-        return [w for layer in self.layers for w in layer.get_weights()]
+        return [w for layer in self._layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
         self._require_built("set_weights()")
         weights = list(weights)
-        expected = sum(len(layer.weights) for layer in self.layers)
+        expected = sum(len(layer.weights) for layer in self._layers)
         if len(weights) != expected:
             raise ValueError(f"{type(self).__name__} '{self.name}': "
                              f"set_weights expected {expected} arrays, "
                              f"received {len(weights)}")
         start = 0
-        for layer in self.layers:
+        for layer in self._layers:
             count = len(layer.weights)
             layer.set_weights(weights[start:start + count])
             start += count
@@ -220,26 +231,26 @@ class Model(Trainer, FileMethods, AsLayer):
     @property
     def weights(self):
         """Every weight array (the backend's, not copies), layer by layer in Keras order."""
-        return [w for layer in self.layers for w in layer.weights]
+        return [w for layer in self._layers for w in layer.weights]
 
     @property
     def trainable_weights(self):
-        return [w for layer in self.layers for w in layer.trainable_weights]
+        return [w for layer in self._layers for w in layer.trainable_weights]
 
     @property
     def non_trainable_weights(self):
-        return [w for layer in self.layers for w in layer.non_trainable_weights]
+        return [w for layer in self._layers for w in layer.non_trainable_weights]
 
     def forward(self, x, training=False):
         """Run ``x`` (a list for several inputs) through the graph; a Sequential model
         is built on first use. The output (a list for several outputs)."""
         if not self.built:
             self.build(tuple(np.shape(x))[1:])
-        return self.forward_through(self.layers, x, training)
+        return self.forward_through(self._layers, x, training)
 
     def forward_through(self, layers, x, training=True):
         """``forward`` through ``layers``: the model's, or copies of them sharing its
-        weights, in ``self.layers`` order (minicnn.network)."""
+        weights, in ``self._layers`` order (minicnn.network)."""
         outs = self._graph.forward([x] if self._single_input else list(x), training, layers)
         return outs[0] if self._single_output else outs
 
@@ -248,7 +259,7 @@ class Model(Trainer, FileMethods, AsLayer):
         ``from_logits=True``: ``grad`` is dL/d(softmax input) of the last layer.
         ``input_gradient=False``: training needs no dL/dinput, so the first layer may
         skip it (and None is returned)."""
-        return self.backward_through(self.layers, grad, from_logits, input_gradient)
+        return self.backward_through(self._layers, grad, from_logits, input_gradient)
 
     def backward_through(self, layers, grad, from_logits=False, input_gradient=True):
         """``backward`` over ``layers`` (the model's, or the copies a forward ran through):

@@ -228,7 +228,7 @@ def check_model(model, x, y, training=True, threshold=THRESHOLD, seed=0, h=1e-4,
     models with smooth activations, or with inputs kept away from the kinks."""
     model._require_compiled("check_model()")
     model._require_built("check_model()")
-    if any(hasattr(layer, "_graph") for layer in model.layers):
+    if any(hasattr(layer, "_graph") for layer in model._layers):
         raise NotImplementedError(f"{type(model).__name__} '{model.name}': check_model() of a "
                                   f"model holding another model is not implemented in minicnn "
                                   f"yet; check the inner model on its own")
@@ -237,7 +237,7 @@ def check_model(model, x, y, training=True, threshold=THRESHOLD, seed=0, h=1e-4,
         xs = [np.array(to_host(a), dtype=np.float64)
               for a in ([x] if model._single_input else x)]
         # the model's own graph, run through float64 twins of its layers
-        twins = [_twin(layer) for layer in model.layers]
+        twins = [_twin(layer) for layer in model._layers]
         reset = _fixed_randomness(twins)
 
         def output():

@@ -21,13 +21,14 @@ class Node:
 
 class KerasTensor:
     """A symbolic tensor: shape ``(None, ...)``, dtype, and the node that produced it
-    (None for an ``Input``)."""
+    (None for an ``Input``, whose ``input_layer`` is the InputLayer that made it)."""
 
     def __init__(self, shape, dtype=None, name=None, node=None):
         self.shape = tuple(shape)
         self.dtype = dtype or backend.floatx()
         self.name = name or backend.unique_name("keras_tensor")
         self.node = node
+        self.input_layer = None
 
     @property
     def ndim(self):
@@ -55,7 +56,18 @@ def _sizes(shape, what):
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
           tensor=None, optional=False):
     """A symbolic input of sample shape ``shape`` (Keras's ``keras.Input``): the first
-    entry of a ``Sequential`` model, or the start of a functional graph."""
+    entry of a ``Sequential`` model, or the start of a functional graph. As in Keras it
+    is the output of an ``InputLayer`` (``tensor.input_layer``), which heads a
+    functional model's ``layers``."""
+    from .layers.input_layer import InputLayer
+    return InputLayer(shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
+                      batch_shape=batch_shape, input_tensor=tensor, optional=optional,
+                      name=name).output
+
+
+def _input_tensor(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
+                  name=None, tensor=None, optional=False):
+    """The symbolic tensor of an input (what ``InputLayer`` makes)."""
     if sparse or tensor is not None or optional:
         raise ValueError("Input: sparse, tensor and optional inputs are not implemented in "
                          "minicnn")
@@ -66,29 +78,6 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
     else:
         full = (batch_size,) + _sizes(shape, "shape")
     return KerasTensor(full, dtype=dtype, name=name or backend.unique_name("input_layer"))
-
-
-class InputLayer:
-    """Keras's ``InputLayer``: what makes an input's symbolic tensor (``output``).
-    ``keras.Input(shape)`` is ``InputLayer(shape=shape).output``; as the first entry of
-    a ``Sequential`` model it gives the input shape, as ``Input`` does (and, as in
-    Keras 3, is not among ``model.layers``)."""
-
-    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None,
-                 batch_shape=None, input_tensor=None, optional=False, name=None):
-        self.output = Input(shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
-                            batch_shape=batch_shape, name=name, tensor=input_tensor,
-                            optional=optional)
-        self.name = self.output.name
-        self.batch_shape = self.output.shape
-        self.trainable = False
-
-    def get_config(self):
-        return {"batch_shape": list(self.batch_shape), "dtype": self.output.dtype,
-                "name": self.name}
-
-    def __repr__(self):
-        return f"<InputLayer name={self.name!r} batch_shape={self.batch_shape}>"
 
 
 def is_symbolic(x):

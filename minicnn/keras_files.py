@@ -114,6 +114,8 @@ def check_writable(model, path):
         if hasattr(layer, "_graph"):  # a model inside the model: Keras nests it too
             check_writable(layer, path)
             continue
+        if type(layer).__name__ == "InputLayer":  # written with the graph (keras_graph)
+            continue
         if type(layer).__name__ not in _ARGUMENTS:
             reason = f"{type(layer).__name__} has no Keras equivalent"
         elif getattr(layer, "padding", None) == "full":

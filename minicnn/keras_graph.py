@@ -131,6 +131,7 @@ def functional_from_config(config, path, layer_from_entry):
     inputs = [name for name, _ in inputs]
     if inputs != input_names:
         refuse(path, f"input_layers {inputs} are not the input layers {input_names} in order")
-    described = {"name": body.get("name"), "inputs": shapes, "single_output": single_output,
+    described = {"name": body.get("name"), "inputs": shapes, "input_names": input_names,
+                 "single_output": single_output,
                  "outputs": [_ref(n, input_names) for n in outputs]}
     return loading.build_graph_model(path, described, graph_entries, layers)

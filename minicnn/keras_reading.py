@@ -235,12 +235,39 @@ def _compile_from_config(model, compiled, path):
     if not single and isinstance(metrics, dict):
         metrics = [metrics.get(name) for name in model.output_names]
     if not single and isinstance(metrics, list):
-        metrics = [[m] if isinstance(m, str) else m for m in metrics]
+        metrics = [[m] if isinstance(m, (str, dict)) else m for m in metrics]
+        metrics = [m if m is None else _metrics(path, m) for m in metrics]
+    elif isinstance(metrics, list):
+        metrics = _metrics(path, metrics)
     weights = compiled.get("loss_weights")
     if isinstance(weights, dict):
         weights = [weights.get(name, 1.0) for name in model.output_names]
     loading.compile_model(path, model, cls_name, kwargs,
                           [_loss_spec(path, loss) for loss in losses], metrics, weights)
+
+
+def _metrics(path, entries):
+    """A list of metrics as Keras's compile config holds them: names, or serialized
+    metric objects (``{"class_name": "SparseCategoricalAccuracy", "config": {"name":
+    "acc", ...}}``), made from minicnn's closed table with their known arguments."""
+    from . import metrics as metrics_module
+    if not isinstance(entries, list):
+        refuse(path, f"metrics {str(entries)[:100]}: not a list")
+    made = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            cls = config_types.lookup(path, metrics_module.CLASSES,
+                                      entry.get("class_name"), "metric")
+            config = config_types.check_types(path, f"metric {entry.get('class_name')}",
+                                              entry.get("config") or {})
+            known = {k: v for k, v in config.items()
+                     if k in ("name", "k", "threshold", "from_sorted_ids")}
+            try:
+                entry = cls(**known)
+            except (TypeError, ValueError) as exc:
+                refuse(path, f"metric {entry.get('class_name')}: {exc}")
+        made.append(entry)
+    return made
 
 
 def _loss_spec(path, loss):

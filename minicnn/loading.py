@@ -127,12 +127,16 @@ def build_graph_model(path, config, nodes, layers):
     shapes = config.get("inputs")
     if not isinstance(shapes, list) or not shapes:
         refuse(path, "its functional model has no list of input shapes")
+    names = config.get("input_names") or [None] * len(shapes)
+    if not isinstance(names, list) or len(names) != len(shapes) or not all(
+            n is None or (isinstance(n, str) and n) for n in names):
+        refuse(path, f"input names {str(names)[:100]} are not one name per input")
     inputs = []
-    for shape in shapes:
+    for shape, name in zip(shapes, names):
         if not isinstance(shape, list) or not all(
                 isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             refuse(path, f"input shape {shape!r} is not a list of sizes")
-        inputs.append(Input(tuple(shape)))
+        inputs.append(Input(tuple(shape), name=name))
     by_name = {}
     for layer in layers:
         if layer.name in by_name:
@@ -265,8 +269,10 @@ def compile_model(path, model, optimizer, optimizer_config, losses, metrics,
         loss_cls = lookup(path, losses_module.CLASSES, spec[0], "loss")
         made.append(loss_cls(**check_types(path, f"loss {spec[0]}", spec[1] or {})))
 
-    def names(entry):
-        return isinstance(entry, list) and all(isinstance(m, str) for m in entry)
+    from .metrics import Metric
+
+    def names(entry):  # names, or metric objects a Keras config serialized
+        return isinstance(entry, list) and all(isinstance(m, (str, Metric)) for m in entry)
     single = len(losses) == 1
     if not (names(metrics) if single else isinstance(metrics, list) and all(
             m is None or names(m) for m in metrics)):
@@ -382,14 +388,14 @@ def _slot_names(archive):
 
 
 def _npz_weights(path, archive, model):
-    expected = sum(len(layer.weights) for layer in model.layers)
+    expected = sum(len(layer.weights) for layer in model._layers)
     stored = archive.count("weights")
     if stored != expected or any(n.split("/")[0] not in ("weights", "optimizer")
                                  for n in archive.names):
         refuse(path, f"holds {stored} weight arrays (of {sorted(archive.names)[:6]}...); "
                      f"Sequential '{model.name}' has {expected}")
     index = 0
-    for layer in model.layers:
+    for layer in model._layers:
         items = [archive.stored(f"weights/{index + j:04d}") for j in range(len(layer.weights))]
         set_weights(path, layer, items)
         index += len(layer.weights)

@@ -23,7 +23,7 @@ class FileMethods:
         entries = [{"class_name": type(layer).__name__,
                     "config": dict(layer.get_config(), **(
                         {} if layer.trainable else {"trainable": False}))}
-                   for layer in self.layers]
+                   for layer in self._layers]
         if type(self).__name__ == "Sequential":
             return {"name": self.name, "input_shape": list(self._sample_in or []),
                     "layers": entries}
@@ -39,6 +39,7 @@ class FileMethods:
                   "multi": node.multi} for node in graph.nodes]
         return {"name": self.name, "functional": True,
                 "inputs": [list(t.shape[1:]) for t in graph.inputs],
+                "input_names": [t.name for t in graph.inputs],
                 "layers": entries, "nodes": nodes, "outputs": [ref(t) for t in graph.outputs],
                 "single_output": self._single_output}
 
@@ -51,7 +52,7 @@ class FileMethods:
             return
         header = {"kind": "weights",
                   "layers": [[layer.name, [list(w.shape) for w in layer.weights]]
-                             for layer in self.layers]}
+                             for layer in self._layers]}
         saving.write_archive(path, header, saving.indexed("weights", self.get_weights()))
 
     def load_weights(self, path):

@@ -34,11 +34,17 @@ class Sequential(Model):
         if trainable is not True:
             self.trainable = trainable
 
+    @property
+    def layers(self):
+        """The layers, in order (an ``Input`` or ``InputLayer`` given first is not one,
+        as in Keras 3)."""
+        return self._layers
+
     def pop(self, rebuild=True):
         """Remove and return the last layer; the model is rebuilt without it."""
-        if not self.layers:
+        if not self._layers:
             raise IndexError(f"Sequential '{self.name}': there are no layers in the model")
-        layer = self.layers.pop()
+        layer = self._layers.pop()
         if self.built:
             if rebuild:
                 self._build_from(0, self._sample_in)
@@ -48,11 +54,12 @@ class Sequential(Model):
         return layer
 
     def add(self, layer):
-        from .graph import InputLayer, is_symbolic
+        from .graph import is_symbolic
+        from .layers import InputLayer
         if isinstance(layer, InputLayer):
             layer = layer.output
         if is_symbolic(layer):  # minicnn.Input: the input shape, not a layer
-            if self.layers or self._input_tensor is not None:
+            if self._layers or self._input_tensor is not None:
                 raise ValueError(f"Sequential '{self.name}': an Input may only be the first "
                                  f"entry of the model. Received: {layer!r}")
             self._input_tensor = layer
@@ -60,21 +67,21 @@ class Sequential(Model):
             return
         if not isinstance(layer, (Layer, Model)):  # a model is a layer of another model
             raise TypeError(f"Sequential.add expects a minicnn layer. Received: {layer!r}")
-        if any(existing.name == layer.name for existing in self.layers):
+        if any(existing.name == layer.name for existing in self._layers):
             raise ValueError(f"Sequential '{self.name}': a layer named '{layer.name}' is "
                              "already in the model; layer names must be unique")
-        self.layers.append(layer)
+        self._layers.append(layer)
         # As in Keras, input_shape counts only on the first layer.
-        if len(self.layers) == 1 and layer.input_shape_arg is not None:
+        if len(self._layers) == 1 and layer.input_shape_arg is not None:
             self.build(layer.input_shape_arg)
         elif self.built:
-            self._build_from(len(self.layers) - 1, self._sample_out)
+            self._build_from(len(self._layers) - 1, self._sample_out)
 
     def _sample_shape(self, input_shape):
         shape = tuple(input_shape)
         if shape and shape[0] is None:
             return shape[1:]
-        first = self.layers[0] if self.layers else None
+        first = self._layers[0] if self._layers else None
         if isinstance(first, (Conv2D, MaxPooling2D, AveragePooling2D, MinPooling2D)) \
                 and len(shape) == 4:
             return shape[1:]
@@ -83,7 +90,7 @@ class Sequential(Model):
     def build(self, input_shape=None):
         """Build every layer for inputs of ``input_shape`` ((None, 28, 28, 1) or (28, 28, 1))."""
         if input_shape is None:
-            first = self.layers[0] if self.layers else None
+            first = self._layers[0] if self._layers else None
             if first is None or first.input_shape_arg is None:
                 raise ValueError(f"Sequential '{self.name}': build() needs an input shape "
                                  "(or input_shape= on the first layer)")
@@ -105,12 +112,12 @@ class Sequential(Model):
         self._forget_graph()
         first = self._input_tensor or Input(self._sample_in)
         tensor = first
-        for layer in self.layers:
+        for layer in self._layers:
             tensor = call_symbolic(layer, tensor)
         self._set_graph(Graph([first], [tensor], owner=f"Sequential '{self.name}'"))
 
     def _build_from(self, start, shape):
-        for layer in self.layers[start:]:
+        for layer in self._layers[start:]:
             if not layer.built:
                 layer.build(shape)
             elif isinstance(layer, Model):

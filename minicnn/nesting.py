@@ -62,12 +62,12 @@ class AsLayer:
     def call_state(self):
         """Every inner layer's cache and the inner graph's kept calls: a model called
         twice in a graph (shared) keeps one of these per call."""
-        return ([layer.call_state() for layer in self.layers],
+        return ([layer.call_state() for layer in self._layers],
                 dict(self._graph._saved))
 
     def restore_call_state(self, state):
         states, saved = state
-        for layer, one in zip(self.layers, states):
+        for layer, one in zip(self._layers, states):
             layer.restore_call_state(one)
         self._graph._saved = dict(saved)
 
@@ -75,16 +75,16 @@ class AsLayer:
     def _grads(self):
         """The inner layers' gradients in trainable-weight order (zeros where none
         arrived), as a layer's ``_grads``."""
-        return self.gradients_of(self.layers)
+        return self.gradients_of(self._layers)
 
     @_grads.setter
     def _grads(self, grads):
         if grads is None:
-            for layer in self.layers:
+            for layer in self._layers:
                 layer._grads = None
             return
         grads, start = list(grads), 0
-        for layer in self.layers:
+        for layer in self._layers:
             count = len(layer.trainable_weights)
             if count:
                 layer._grads = grads[start:start + count]
@@ -94,17 +94,17 @@ class AsLayer:
     def _weights(self):
         """A snapshot of every inner layer's weight list (to put back after a step
         whose loss was not finite)."""
-        return [list(layer._weights) for layer in self.layers]
+        return [list(layer._weights) for layer in self._layers]
 
     @_weights.setter
     def _weights(self, kept):
-        for layer, weights in zip(self.layers, kept):
+        for layer, weights in zip(self._layers, kept):
             layer._weights = weights
 
     @property
     def weight_names(self):
         """Each weight's name, as ``<layer>/<weight>`` (weights in Keras's order)."""
-        return [f"{layer.name}/{name}" for layer in self.layers for name in layer.weight_names]
+        return [f"{layer.name}/{name}" for layer in self._layers for name in layer.weight_names]
 
     def get_gradients(self):
         from .backend import to_host

@@ -39,6 +39,9 @@ class Graph:
                                  f"among the model's inputs")
             while stack:
                 node, expanded = stack.pop()
+                if isinstance(node, _Input):  # an input met by the walk: Keras counts it
+                    first_seen.setdefault(("input", id(node.tensor)), len(first_seen))
+                    continue
                 if expanded:
                     state[id(node)] = 2
                     order.append(node)
@@ -58,6 +61,7 @@ class Graph:
                                 f"{owner}: {node.layer._who()} depends on the input "
                                 f"{tensor.name}, which is not among the model's inputs "
                                 f"{[t.name for t in self.inputs]}")
+                        stack.append((_Input(tensor), False))
                     elif state.get(id(tensor.node)) != 2:
                         stack.append((tensor.node, False))
         # Keras's order: by depth (the longest path to an output) from the deepest, ties
@@ -69,6 +73,21 @@ class Graph:
                 if tensor.node is not None:
                     depth[id(tensor.node)] = max(depth[id(tensor.node)], depth[id(node)] + 1)
         self.nodes = sorted(order, key=lambda n: (-depth[id(n)], first_seen[id(n)]))
+        # where Keras lists the input layers among the layers: by the same rule, an
+        # input one deeper than the deepest node reading it
+        reads = {}
+        for node in order:
+            for tensor in node.inputs:
+                if tensor.node is None:
+                    reads[id(tensor)] = max(reads.get(id(tensor), 0), depth[id(node)] + 1)
+        ranked = [((-depth[id(n)], first_seen[id(n)]), n.layer) for n in self.nodes] + [
+            ((-reads.get(id(t), 0), first_seen.get(("input", id(t)), len(first_seen) + i)), t)
+            for i, t in enumerate(self.inputs)]
+        self.keras_order, listed = [], set()  # a shared layer once, at its first call
+        for _, item in sorted(ranked, key=lambda pair: pair[0]):
+            if id(item) not in listed:
+                listed.add(id(item))
+                self.keras_order.append(item)
         self.layers, calls = [], {}
         self.call = {}  # each node's place among its layer's calls (Keras's node index)
         for node in self.nodes:
@@ -158,6 +177,13 @@ class Graph:
     def release(self):
         """Forget the caches kept aside for shared layers' calls."""
         self._saved.clear()
+
+
+class _Input:
+    """An input tensor on the depth-first walk's stack (it has no node to expand)."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
 
 
 def _accumulate(pending, tensor, grad):

@@ -51,9 +51,9 @@ def suits(model, x):
     if not (model._single_input and model._single_output) \
             or len(x) < SPLIT_MIN_BATCH or model.optimizer.communicator.size != 1:
         return False
-    if not all(type(layer).__name__ in _SAME_LAYERS for layer in model.layers):
+    if not all(type(layer).__name__ in _SAME_LAYERS for layer in model._layers):
         return False
-    kernels = backend.kernels_for(x, *[w for layer in model.layers for w in layer.weights])
+    kernels = backend.kernels_for(x, *[w for layer in model._layers for w in layer.weights])
     return kernels is not None and kernels.SPLIT_BATCH_ON_THREADS
 
 
@@ -86,7 +86,7 @@ def forward_backward(model, x, y):
     kernels = backend.kernels_for(x)
     cut = len(x) // 2
     parts = (slice(0, cut), slice(cut, len(x)))
-    copies = [[copy.copy(layer) for layer in model.layers] for _ in parts]
+    copies = [[copy.copy(layer) for layer in model._layers] for _ in parts]
     with _single_threaded_blas(), kernels.serial_only():
         outs = _on_both(lambda k: model.forward_through(copies[k], x[parts[k]]))
         xp = backend.get_array_module(*outs)

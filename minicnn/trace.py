@@ -60,7 +60,7 @@ def trace_step(model, x, y):
     if not isinstance(model.optimizer, Optimizer):
         raise TypeError(f"{type(model).__name__} '{model.name}': trace() needs a minicnn "
                         f"optimizer")
-    layers = model.layers
+    layers = model._layers
     kept = _KeptState(layers)
     try:
         return _trace(model, layers, x, y)
@@ -124,9 +124,9 @@ def _trace(model, layers, x, y):
     graph.backward([grad] if single else grad, [from_logits] if single else from_logits,
                    observe=seen_backward)
 
-    updates = iter(_next_updates(model, model.gradients_of(model.layers)))
+    updates = iter(_next_updates(model, model.gradients_of(model._layers)))
     changes = {id(layer): [next(updates) for _ in layer.trainable_weights]
-               for layer in model.layers}
+               for layer in model._layers}
     rows, shown = [], set()
     for layer, (where, arriving_norm, arriving_shape), passed in backward:
         weights = []

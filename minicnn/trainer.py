@@ -104,7 +104,7 @@ class Trainer:
         """Drop what the layers kept for a backward pass once a step (or an inference
         batch) is done: the next forward replaces it anyway, and until then it would
         double the memory a step needs (on a GPU, what limits the batch size)."""
-        for layer in self.layers:
+        for layer in self._layers:
             layer.release_cache()
         if self._graph is not None:
             self._graph.release()
@@ -152,7 +152,7 @@ class Trainer:
         ``finite_only``: when the loss is NaN or Inf, change nothing (the weights and
         the moving statistics stay those of the last step) and return the logs with
         ``logs["applied"] = False``."""
-        kept = [list(layer._weights) for layer in self.layers] if finite_only else None
+        kept = [list(layer._weights) for layer in self._layers] if finite_only else None
         grads = None
         if self.built and split_step.suits(self, x):  # half the batch per core
             out, per_sample, y_dev, grads = split_step.forward_backward(self, x, y)
@@ -162,14 +162,14 @@ class Trainer:
         logs = self._batch_logs(y_dev, out, per_sample)  # before the update: the same one
         # copy per batch; the ranks of a distributed run decide together: all or none
         if finite_only and not self.optimizer.communicator.all(math.isfinite(logs["loss"])):
-            for layer, weights in zip(self.layers, kept):  # moving statistics are replaced,
+            for layer, weights in zip(self._layers, kept):  # moving statistics are replaced,
                 layer._weights = weights                    # not changed in place
             self._release_caches()
             return dict(logs, applied=False)
         if grads is None:
             grad, from_logits = self._loss_gradient(y_dev, out)
             self.backward(grad, from_logits=from_logits, input_gradient=False)
-            grads = self.gradients_of(self.layers)
+            grads = self.gradients_of(self._layers)
         self.optimizer.apply(grads, self.trainable_weights)
         self._release_caches()
         return logs

@@ -63,8 +63,8 @@ def assert_same(ours, theirs, atol):
 def test_layers_shapes_and_counts_are_keras_s():
     keras = keras_or_skip()
     ours, theirs = residual(mc, mc.layers), residual(keras, keras.layers)
-    assert [layer.name for layer in ours.layers] == \
-        [layer.name for layer in theirs.layers if layer.name != "image"]
+    assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers]
+    assert type(ours.layers[0]).__name__ == "InputLayer" == type(theirs.layers[0]).__name__
     assert ours.input_shape == theirs.input_shape and ours.output_shape == theirs.output_shape
     assert ours.count_params() == theirs.count_params()
     assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
@@ -221,7 +221,7 @@ def test_feature_extraction_from_a_sequential_model():
     x, _ = data(3)
     np.testing.assert_array_equal(features.predict(x),
                                   np.asarray(seq.get_layer("flat")(seq.get_layer("conv")(x))))
-    assert [layer.name for layer in features.layers] == ["conv", "flat"]
+    assert [layer.name for layer in features.layers][1:] == ["conv", "flat"]  # InputLayer first
 
 
 def test_the_resnet_example_trains_and_reloads(tmp_path, monkeypatch):
@@ -325,8 +325,7 @@ def test_keras_opens_a_minicnn_functional_keras_file_and_steps_alike(tmp_path):
     path = str(tmp_path / "residual.keras")
     ours.save(path)
     theirs = keras.saving.load_model(path)
-    assert [layer.name for layer in theirs.layers if layer.name != "image"] == \
-        [layer.name for layer in ours.layers] or len(theirs.layers) == len(ours.layers) + 1
+    assert [layer.name for layer in theirs.layers] == [layer.name for layer in ours.layers]
     assert not theirs.get_layer("c").trainable
     np.testing.assert_allclose(theirs.predict(x, verbose=0), ours.predict(x), atol=2e-6)
     ours.train_on_batch(x, y)
@@ -348,3 +347,22 @@ def test_minicnn_opens_a_keras_functional_file_and_steps_alike(tmp_path):
     ours.train_on_batch(x, y)
     theirs.train_on_batch(x, y)
     assert_same(ours, theirs, atol=5e-6)
+
+
+def test_input_layers_stand_where_keras_lists_them():
+    """Keras lists a model's layers by depth, input layers included: an input that
+    joins late comes late."""
+    keras = keras_or_skip()
+
+    def build(K, L, order):
+        a, b, c = K.Input((4,), name="a"), K.Input((3,), name="b"), K.Input((2,), name="c")
+        h = L.Dense(3, name="d2")(L.Dense(3, name="d1")(a))
+        h = L.Concatenate(name="cat2")([c, L.Concatenate(name="cat")([h, b])])
+        inputs = {"abc": [a, b, c], "cba": [c, b, a]}[order]
+        return K.Model(inputs, L.Dense(2, name="out")(h))
+    for order in ("abc", "cba"):
+        ours, theirs = build(mc, mc.layers, order), build(keras, keras.layers, order)
+        assert [layer.name for layer in ours.layers] == [layer.name for layer in theirs.layers] \
+            == ["a", "d1", "d2", "b", "c", "cat", "cat2", "out"]
+        assert ours.get_layer(index=3).output is ours.inputs[1]  # b, both orders
+        assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]

@@ -297,3 +297,19 @@ def test_dropout_and_seed_go_across(tmp_path):
     assert km.layers[1].rate == 0.25 and km.layers[1].seed == 9
     back = load_model(path)
     assert back.layers[1].rate == 0.25 and back.layers[1].seed == 9
+
+
+def test_metric_objects_in_keras_s_compile_config_load(tmp_path):
+    """keras.io's programs compile with metric objects (``SparseCategoricalAccuracy(
+    name="acc")``), which Keras serializes as objects in the compile config."""
+    km = keras.Sequential([keras.Input((4,)), kl.Dense(3, activation="softmax")])
+    km.compile("adam", keras.losses.SparseCategoricalCrossentropy(),
+               metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc"),
+                        keras.metrics.SparseTopKCategoricalAccuracy(k=2)])
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    y = np.arange(6) % 3
+    km.train_on_batch(x, y)
+    km.save(tmp_path / "m.keras")
+    ours = load_model(str(tmp_path / "m.keras"))
+    assert ours.metric_names == ["acc", "sparse_top_k_categorical_accuracy"]
+    np.testing.assert_allclose(ours.evaluate(x, y), km.evaluate(x, y, verbose=0), rtol=1e-6)

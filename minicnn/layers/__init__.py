@@ -10,7 +10,8 @@ from .normalization import BatchNormalization
 from .pooling import AveragePooling2D, MaxPooling2D, MinPooling2D
 from .reshaping import Cropping2D, Identity, Rescaling, Reshape, UpSampling2D, ZeroPadding2D
 
-from ..graph import Input, InputLayer  # noqa: E402  (keras.layers.Input is keras.Input)
+from .input_layer import InputLayer  # noqa: E402
+from ..graph import Input  # noqa: E402  (keras.layers.Input is keras.Input)
 
 __all__ = ["Input", "InputLayer", "Layer", "Conv2D", "MaxPooling2D", "AveragePooling2D", "MinPooling2D", "Dense",
            "Flatten", "Activation", "Dropout", "BatchNormalization", "Add", "Subtract",
