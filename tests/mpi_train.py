@@ -2,6 +2,7 @@
 
     python tests/mpi_train.py equal convnet    # 2 ranks train; each checks it equals one process
     python tests/mpi_train.py equal batchnorm  # the same with BatchNormalization(synchronized=True)
+    python tests/mpi_train.py equal graph      # the same with a functional graph
     python tests/mpi_train.py fail             # rank 1 raises mid-training: every rank must end
 
 Exit 0 when every check holds, 1 otherwise.
@@ -17,6 +18,13 @@ from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, MaxPoolin
 
 def convnet(seed, kind="convnet"):
     mc.utils.set_random_seed(seed)
+    if kind == "graph":  # a functional graph: fan-out, a residual Add, a shared conv
+        inputs = mc.Input((8, 8, 1))
+        a = Conv2D(3, 3, padding="same", activation="tanh")(inputs)
+        shared = Conv2D(3, 3, padding="same", activation="tanh")
+        h = mc.layers.Add()([shared(a), a])
+        h = Flatten()(MaxPooling2D(2)(shared(h)))
+        return mc.Model(inputs, Dense(4, activation="softmax")(h))
     middle = [BatchNormalization(synchronized=True)] if kind == "batchnorm" else []
     return mc.Sequential([Conv2D(3, 3, activation="tanh", input_shape=(8, 8, 1)), *middle,
                           MaxPooling2D(2), Flatten(), Dense(4, activation="softmax")])

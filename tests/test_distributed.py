@@ -355,7 +355,7 @@ def run_mpi(*args, timeout=240):
 
 
 @needs_mpi
-@pytest.mark.parametrize("model", ["convnet", "batchnorm"])
+@pytest.mark.parametrize("model", ["convnet", "batchnorm", "graph"])
 def test_two_mpi_ranks_equal_one_process(model):
     result, _ = run_mpi("equal", model)
     assert result.returncode == 0, result.stdout + result.stderr
