@@ -152,14 +152,22 @@ def feature_maps(model, x, layers=None, max_channels=8, path=None):
     wanted = [model.layers[w].name if isinstance(w, int) else w for w in wanted]
     unknown = [w for w in wanted if w not in [l.name for l in model.layers]]
     if unknown:
-        raise ValueError(f"feature_maps: no layer named {unknown} in Sequential "
+        raise ValueError(f"feature_maps: no layer named {unknown} in {type(model).__name__} "
                          f"'{model.name}'; its layers are {[l.name for l in model.layers]}")
-    maps, out = {}, x
-    for layer in model.layers:
-        out = layer.forward(out, training=False)
-        if layer.name in wanted:
-            maps[layer.name] = np.asarray(to_host(out))[0]
+    if not model._single_input:
+        raise ValueError(f"feature_maps: {type(model).__name__} '{model.name}' has several "
+                         f"inputs; pass a feature-extraction model of one")
+    if not model.built:
+        model.build(x.shape[1:])
+    maps = {}
+
+    def seen(node, out):  # each layer's output on the graph's forward walk (first call)
+        if node.layer.name in wanted and node.layer.name not in maps:
+            maps[node.layer.name] = np.asarray(to_host(out))[0]
+    model._graph.forward([x], training=False, observe=seen)
     model._release_caches()
+    for name in wanted:  # an input layer's output is the input
+        maps.setdefault(name, x[0])
     rows = len(wanted)
     cols = max_channels + 1
     fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.4), squeeze=False)
@@ -180,7 +188,8 @@ def feature_maps(model, x, layers=None, max_channels=8, path=None):
             ax = axes[r][ch + 1]
             ax.imshow(fmap[:, :, ch], cmap="viridis", interpolation="nearest")
             ax.set_title(f"{name} [{ch}]" if ch == 0 else f"[{ch}]", fontsize=7)
-    fig.suptitle(f"feature maps of one input through Sequential '{model.name}'", fontsize=9)
+    fig.suptitle(f"feature maps of one input through {type(model).__name__} '{model.name}'",
+                 fontsize=9)
     return _finish(fig, path)
 
 

@@ -65,6 +65,35 @@ def test_filters_feature_maps_and_confusion_matrix(trained, tmp_path):
     assert all(layer._cache is None for layer in model.layers)
 
 
+def test_feature_maps_follow_a_graph(tmp_path):
+    """On a functional graph the maps are each layer's output on the graph's walk (a
+    residual Add reads two branches): equal to a feature-extraction model's output."""
+    mc.utils.set_random_seed(1)
+    inputs = mc.Input((8, 8, 1))
+    a = Conv2D(3, 3, padding="same", activation="relu", name="a")(inputs)
+    b = Conv2D(3, 3, padding="same", activation="tanh", name="b")(a)
+    added = mc.layers.Add(name="add")([a, b])
+    out = Dense(2, name="out")(Flatten()(MaxPooling2D(2, name="pool")(added)))
+    model = mc.Model(inputs, out)
+    x = np.random.default_rng(2).random((1, 8, 8, 1), dtype=np.float32)
+    import matplotlib.pyplot as plt
+    images = []
+    original = plt.Axes.imshow
+
+    def keep(ax, data, *args, **kwargs):
+        images.append((ax.get_title(), np.asarray(data)))
+        return original(ax, data, *args, **kwargs)
+    plt.Axes.imshow = keep
+    try:
+        plot.feature_maps(model, x, layers=["add", "pool"], path=tmp_path / "maps.png")
+    finally:
+        plt.Axes.imshow = original
+    expected = mc.Model(inputs, added).predict(x)[0]
+    shown = [data for _, data in images if data.shape == (8, 8)][1:]  # after the input
+    np.testing.assert_allclose(shown[0], expected[:, :, 0], rtol=1e-6)
+    _png(tmp_path / "maps.png")
+
+
 @pytest.mark.parametrize("size, kernel, strides, padding, pads, out", [
     (6, 3, 2, "same", "top 0, bottom 1, left 0, right 1", "output 3x3"),  # odd pixel last
     (5, 3, 1, "same", "top 1, bottom 1, left 1, right 1", "output 5x5"),
