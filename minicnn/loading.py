@@ -393,7 +393,7 @@ def _npz_weights(path, archive, model):
     if stored != expected or any(n.split("/")[0] not in ("weights", "optimizer")
                                  for n in archive.names):
         refuse(path, f"holds {stored} weight arrays (of {sorted(archive.names)[:6]}...); "
-                     f"Sequential '{model.name}' has {expected}")
+                     f"{type(model).__name__} '{model.name}' has {expected}")
     index = 0
     for layer in model._layers:
         items = [archive.stored(f"weights/{index + j:04d}") for j in range(len(layer.weights))]

@@ -51,7 +51,7 @@ def check(model, batch, what, training=True):
     have = available_bytes()
     if have is not None and need > have:
         raise MemoryError(
-            f"Sequential '{model.name}': {what} on batches of {batch} needs about "
+            f"{type(model).__name__} '{model.name}': {what} on batches of {batch} needs about "
             f"{need / 2**30:.1f} GiB (the largest layer, {largest._who()}, "
             f"{largest_bytes / 2**30:.1f} GiB of inputs and outputs), more than the "
             f"{have / 2**30:.1f} GiB this process may use. Use a smaller batch_size")

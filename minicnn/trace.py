@@ -145,7 +145,8 @@ def _trace(model, layers, x, y):
                      "grad_in_norm": arriving_norm, "grad_out_norm": _norm(passed),
                      "weights": weights})
     model._release_caches()
-    return {"model": model.name, "batch": len(outs[0]), "loss": loss, "forward": forward,
+    return {"model": model.name, "class": type(model).__name__, "batch": len(outs[0]),
+            "loss": loss, "forward": forward,
             "backward": rows}
 
 
@@ -153,7 +154,8 @@ def format_trace(data):
     """The trace as text: a forward table, the loss, a backward table."""
     names = [f"{row['layer']} ({row['class']})" for row in data["forward"]]
     width = max(len(n) for n in names + ["layer (class)"]) + 2
-    lines = [f"trace of one training step: Sequential '{data['model']}', batch of "
+    lines = [f"trace of one training step: {data.get('class', 'Sequential')} "
+             f"'{data['model']}', batch of "
              f"{data['batch']}", "forward (in layer order):",
              f"  {'layer (class)':<{width}}{'output shape':<20}{'mean':>10}{'std':>10}"
              f"{'min':>10}{'max':>10}  note"]
