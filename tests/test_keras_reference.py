@@ -20,9 +20,9 @@ from reference.compare import keras_summary  # noqa: F401  (the session fixture)
 FIXTURES = sorted(cases.DATA_DIR.glob("*.npz"))
 MAX_TOTAL_BYTES = 5_000_000
 # Every backend minicnn can run here must match Keras (the API promises the same results
-# on every backend); the summary reports numpy as "reference", others as
-# "reference:<backend>".
-BACKENDS = mc.backend.available()
+# on every backend), the loop backend "reference" included (about 10 s for all cases);
+# the summary reports numpy as "reference", others as "reference:<backend>".
+BACKENDS = mc.backend.available() + ["reference"]
 
 
 @pytest.fixture(params=BACKENDS)
