@@ -39,6 +39,7 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
     batch_size = _check_batch_size(model, "fit()", batch_size)
     epochs = _check_count(model, "fit()", "epochs", epochs)
     initial_epoch = _check_count(model, "fit()", "initial_epoch", initial_epoch)
+    given_verbose = verbose  # the callbacks' params get it as given ("auto"), as Keras's
     verbose = _check_verbose(model, "fit()", verbose)
     if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
             or not 0 <= validation_split < 1:
@@ -84,40 +85,60 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
     verbose = verbose if ranks.rank == 0 else 0
     rng = model._shuffling(seed)
 
-    history = callbacks_module.History()
-    cbs = [history] + (list(callbacks or []) if ranks.rank == 0 else [])
-    for cb in cbs:
-        cb.set_model(model)
+    steps = math.ceil(count / batch_size)
+    # Keras's list: the callbacks as given, then the History (one given is used instead)
+    if ranks.rank == 0 and isinstance(callbacks, callbacks_module.CallbackList):
+        cbs = callbacks  # used as it is, as Keras does
+        if cbs._history is None:
+            cbs._history = callbacks_module.History()
+            cbs.callbacks.append(cbs._history)
+            cbs._history.set_model(model)
+    else:
+        cbs = callbacks_module.CallbackList(callbacks if ranks.rank == 0 else None,
+                                            add_history=True, model=model,
+                                            verbose=given_verbose, epochs=epochs, steps=steps)
+    history = cbs._history
     model.stop_training = False
     model.history = history
-    steps = math.ceil(count / batch_size)
     nonfinite = None
+    training_logs = {}
     with _DeferredInterrupt() as interrupt:
-        for cb in cbs:
-            cb.on_train_begin()
+        cbs.on_train_begin()
         for epoch in range(initial_epoch, epochs):
-            for cb in cbs:
-                cb.on_epoch_begin(epoch)
+            cbs.on_epoch_begin(epoch)
+            _share_learning_rate(model, ranks)  # a LearningRateScheduler's, from rank 0
             order = rng.permutation(count) if shuffle else np.arange(count)
             progress = _Progress(verbose, epoch, epochs, steps)
             totals, seen, logs = {}, 0, {}
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size]
+                cbs.on_train_batch_begin(step)
                 batch_logs = model._train_step(model_data.take(x, idx), model_data.take(y, idx),
                                                finite_only=terminate_on_nan)
                 if batch_logs.pop("applied", True) is False:
                     nonfinite = (epoch, step)
+                    # the callbacks see the batch as Keras's do (TerminateOnNaN too)
+                    cbs.on_train_batch_end(step, {
+                        k: (totals.get(k, 0.0) + v * len(idx)) / (seen + len(idx))
+                        for k, v in batch_logs.items()})
                     break
                 seen += len(idx)
                 for key, value in batch_logs.items():  # Keras's running, sample-weighted mean
                     totals[key] = totals.get(key, 0.0) + value * len(idx)
                 logs = {k: totals[k] / seen for k in totals}
                 progress.update(step + 1, logs)
-                for cb in cbs:
-                    cb.on_train_batch_end(step, logs)
-                if ranks.any(interrupt.requested):  # a Ctrl-C on any rank stops them all
-                    interrupt.requested = True
+                cbs.on_train_batch_end(step, logs)
+                # a Ctrl-C on any rank stops them all; so does rank 0's callbacks' stop
+                # (Keras checks stop_training after every batch): one collective call
+                if ranks.size > 1:
+                    flags = ranks.sum(np.array([interrupt.requested, model.stop_training],
+                                               dtype=np.int64))
+                    interrupt.requested = bool(flags[0])
+                    model.stop_training = bool(flags[1])
+                if interrupt.requested:
                     break
+                if model.stop_training:
+                    break  # the epoch still ends: validation and on_epoch_end, as in Keras
             if nonfinite is not None:
                 progress.close(logs if seen else {}, interrupted=True)
                 say(f"Training stopped: the loss became {batch_logs['loss']} in epoch "
@@ -131,22 +152,30 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
                 say(f"Training interrupted in epoch {epoch + 1}, step {step + 1}/{steps}; "
                       "the weights are those after that step.")
                 break
-            if validation_data is not None:
-                val = model.evaluate(*validation_data, batch_size=batch_size, verbose=0,
-                                    return_dict=True, check_numerics=False)
+            if validation_data is not None:  # the test hooks run, on fit's callbacks
+                val = evaluate(model, *validation_data, batch_size=batch_size, verbose=0,
+                               return_dict=True, check_numerics=False, callbacks=cbs)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             logs = ranks.mean_logs(logs)
             logs = dict(sorted(logs.items(), key=lambda kv: (kv[0].startswith("val_"),
                                                               kv[0])))
             progress.close(logs)
-            for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
+            cbs.on_epoch_end(epoch, logs)  # a copy: what callbacks add stays theirs
+            training_logs = logs
             model.stop_training = ranks.broadcast(model.stop_training)  # rank 0's callbacks
+            _share_learning_rate(model, ranks)  # a ReduceLROnPlateau's, from rank 0
             if model.stop_training:
                 break
-        for cb in cbs:
-            cb.on_train_end()
+        cbs.on_train_end(training_logs)
     return history
+
+
+def _share_learning_rate(model, ranks):
+    """Every rank takes rank 0's learning rate, which rank 0's callbacks may have set
+    (a number only: a schedule sets it at every step, the same on every rank)."""
+    optimizer = model.optimizer
+    if ranks.size > 1 and isinstance(getattr(optimizer, "learning_rate", None), numbers.Real):
+        optimizer.learning_rate = ranks.broadcast(optimizer.learning_rate)
 
 
 # ---------------------------------------------------------------------------------
@@ -206,9 +235,19 @@ def _check_targets(model, y, what):
                                                           f"'{model.name}': {what}{name}")
 
 
-def predict(model, x, batch_size=32, verbose=0):
+def _callback_list(model, callbacks, verbose, steps):
+    """evaluate's and predict's callbacks: a CallbackList as it is (fit's, during
+    validation), else one made as Keras makes it (epochs=1)."""
+    if isinstance(callbacks, callbacks_module.CallbackList):
+        return callbacks
+    return callbacks_module.CallbackList(callbacks, model=model, verbose=verbose, epochs=1,
+                                         steps=steps)
+
+
+def predict(model, x, batch_size=32, verbose=0, callbacks=None):
     """Outputs for ``x`` in inference mode, as one host (NumPy) array (a list of them,
-    one per output, for a model with several outputs)."""
+    one per output, for a model with several outputs). ``callbacks``: their predict
+    hooks run (``on_predict_batch_end`` gets ``{"outputs": the batch's outputs}``)."""
     batch_size = _check_batch_size(model, "predict()", batch_size)
     _check_verbose(model, "predict()", verbose)
     x = model_data.inputs(model, x, "predict()")
@@ -216,21 +255,32 @@ def predict(model, x, batch_size=32, verbose=0):
     count = model_data.rows(x)
     if count:
         step_memory.check(model, min(batch_size, count), "predict()", training=False)
+    cbs = _callback_list(model, callbacks, verbose, math.ceil(count / batch_size))
+    model.stop_predicting = False
+    cbs.on_predict_begin()
     outs = []
-    for i in range(0, count, batch_size):
+    for step, i in enumerate(range(0, count, batch_size)):
+        cbs.on_predict_batch_begin(step)
         out = model.forward(model_data.take(x, slice(i, i + batch_size)), training=False)
         outs.append([to_host(o) for o in out] if isinstance(out, list) else to_host(out))
         model._release_caches()
+        cbs.on_predict_batch_end(step, {"outputs": outs[-1]})
+        if model.stop_predicting:
+            break
+    cbs.on_predict_end()
     if model._single_output:
         return np.concatenate(outs, axis=0)
     return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
 
 
-def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True):
+def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True,
+             callbacks=None):
     """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
-    ``check_numerics``: refuse data holding NaN or Inf (see ``fit``)."""
+    ``check_numerics``: refuse data holding NaN or Inf (see ``fit``). ``callbacks``:
+    their test hooks run (``on_test_batch_end`` gets the running means)."""
     model._require_compiled("evaluate()")
     batch_size = _check_batch_size(model, "evaluate()", batch_size)
+    given_verbose = verbose
     verbose = _check_verbose(model, "evaluate()", verbose)
     x, y = model_data.inputs(model, x, "evaluate()"), model_data.targets(model, y, "evaluate()")
     model._check_xy(x, y, "evaluate()")
@@ -239,8 +289,12 @@ def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_num
     _check_targets(model, y, "evaluate() (y)")
     count = model_data.rows(x)
     step_memory.check(model, min(batch_size, count), "evaluate()", training=False)
-    totals = {}
-    for i in range(0, count, batch_size):
+    cbs = _callback_list(model, callbacks, given_verbose, math.ceil(count / batch_size))
+    model.stop_evaluating = False
+    cbs.on_test_begin()
+    totals, seen = {}, 0
+    for step, i in enumerate(range(0, count, batch_size)):
+        cbs.on_test_batch_begin(step)
         part = slice(i, i + batch_size)
         xb, yb = model_data.take(x, part), model_data.take(y, part)
         out = model.forward(xb, training=False)
@@ -248,9 +302,15 @@ def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_num
         per_sample, y_dev = model._loss_value(yb, out)
         logs = model._batch_logs(y_dev, out, per_sample)
         size = model_data.rows(xb)
+        seen += size
         for key, value in logs.items():
             totals[key] = totals.get(key, 0.0) + value * size
-    logs = {k: v / count for k, v in totals.items()}
+        if cbs.callbacks:  # Keras's running means so far
+            cbs.on_test_batch_end(step, {k: v / seen for k, v in totals.items()})
+        if model.stop_evaluating:
+            break
+    logs = {k: v / seen for k, v in totals.items()}  # seen == count unless stopped
+    cbs.on_test_end(logs)
     if verbose:
         print(" - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())))
     return logs if return_dict else model._as_result(logs)

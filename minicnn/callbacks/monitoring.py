@@ -1,46 +1,10 @@
-"""Training callbacks with Keras's arguments and behaviour: History,
-EarlyStopping, ModelCheckpoint and CSVLogger."""
+"""Callbacks that watch a logged quantity or write files each epoch: EarlyStopping,
+ModelCheckpoint, CSVLogger."""
 import csv
 import math
 import os
 
-
-class Callback:
-    """Hooks called by ``Sequential.fit``; ``self.model`` is set before training."""
-
-    def set_model(self, model):
-        self.model = model
-
-    def on_train_begin(self, logs=None):
-        pass
-
-    def on_train_end(self, logs=None):
-        pass
-
-    def on_epoch_begin(self, epoch, logs=None):
-        pass
-
-    def on_epoch_end(self, epoch, logs=None):
-        pass
-
-    def on_train_batch_end(self, batch, logs=None):
-        pass
-
-
-class History(Callback):
-    """``history.history`` maps each log key to its list of per-epoch values."""
-
-    def __init__(self):
-        self.history = {}
-        self.epoch = []
-
-    def on_train_begin(self, logs=None):
-        self.epoch = []
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.append(epoch)
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(value)
+from . import Callback
 
 
 def _monitor_mode(monitor, mode, owner):
@@ -62,6 +26,7 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
         self.monitor = monitor
         self.min_delta = abs(min_delta)
         self.patience = int(patience)
@@ -126,6 +91,7 @@ class ModelCheckpoint(Callback):
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", initial_value_threshold=None):
+        super().__init__()
         self.filepath = os.fspath(filepath)
         self.monitor = monitor
         self.verbose = verbose
@@ -171,6 +137,7 @@ class CSVLogger(Callback):
     """Write one row per epoch: ``epoch`` then the log keys in sorted order."""
 
     def __init__(self, filename, separator=",", append=False):
+        super().__init__()
         self.filename = os.fspath(filename)
         self.separator = separator
         self.append = bool(append)
