@@ -13,7 +13,8 @@ if hostmemory.wanted():
     hostmemory.keep_freed_memory()  # see minicnn/hostmemory.py: training steps reuse memory
 
 from . import (backend, datasets, distributed, initializers, layers, losses,  # noqa: E402
-               metrics, models, ops, optimizers, reference, training, utils)
+               metrics, models, ops, optimizers, reference, regularizers, training,
+               utils)
 from . import callbacks, saving  # noqa: E402
 from .models import Model, Sequential  # noqa: E402
 from .graph import Input  # noqa: E402
@@ -23,7 +24,8 @@ from .namespace import not_implemented  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = ["backend", "callbacks", "datasets", "distributed", "initializers", "layers", "losses",
-           "metrics", "models", "ops", "optimizers", "reference", "saving", "training", "utils",
+           "metrics", "models", "ops", "optimizers", "reference", "regularizers", "saving",
+           "training", "utils",
            "Input", "Model", "Sequential", "floatx", "set_floatx", "__version__"]
 
 

@@ -45,6 +45,10 @@ def _numbers(v):
     return _is_number(v) or (isinstance(v, (list, tuple)) and all(_numbers(i) for i in v))
 
 
+def _dict_or_none(v):
+    return v is None or isinstance(v, dict)
+
+
 def _int_or_none(v):
     return v is None or _is_int(v)
 
@@ -62,7 +66,8 @@ ARGUMENT_TYPES = {
     "seed": (_int_or_none, "an integer or null"), "axis": (_ints, "an integer or a list of them"),
     "momentum": (_is_number, "a number"), "epsilon": (_is_number, "a number"),
     "center": (_bool, "true or false"), "scale": (_bool, "true or false"),
-    "synchronized": (_bool, "true or false"), "learning_rate": (_is_number, "a number"),
+    "synchronized": (_bool, "true or false"), "learning_rate": (lambda v: _is_number(v) or isinstance(v, dict),
+                      "a number or a schedule"),
     "beta_1": (_is_number, "a number"), "beta_2": (_is_number, "a number"),
     "nesterov": (_bool, "true or false"), "from_logits": (_bool, "true or false"),
     "amsgrad": (_bool, "true or false"), "use_ema": (_bool, "true or false"),
@@ -75,6 +80,10 @@ ARGUMENT_TYPES = {
     "max_value": (lambda v: v is None or _is_number(v), "a number or null"),
     "negative_slope": (_is_number, "a number"), "threshold": (_is_number, "a number"),
     "alpha": (_is_number, "a number"),
+    # a regularizer: Keras's serialized dict (minicnn.regularizers checks its contents)
+    "kernel_regularizer": (_dict_or_none, "a serialized regularizer (an object) or null"),
+    "bias_regularizer": (_dict_or_none, "a serialized regularizer (an object) or null"),
+    "activity_regularizer": (_dict_or_none, "a serialized regularizer (an object) or null"),
     "input_shape": (lambda v: v is None or (isinstance(v, list) and all(
         i is None or _is_int(i) for i in v)), "a list of sizes"),
 }

@@ -248,7 +248,7 @@ def check_model(model, x, y, training=True, threshold=THRESHOLD, seed=0, h=1e-4,
         def loss_value():
             out = output()
             per_sample, y_dev = model._loss_value(y, out)
-            return model._batch_logs(y_dev, out, per_sample)["loss"]
+            return model._batch_logs(y_dev, out, per_sample, layers=twins)["loss"]
         out = output()
         _, y_dev = model._loss_value(y, out)
         grad, from_logits = model._loss_gradient(y_dev, out)

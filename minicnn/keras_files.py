@@ -40,12 +40,13 @@ _POLICY = {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "f
            "registered_name": None}
 # Keras arguments minicnn takes as they are, per layer class; others must hold Keras's
 # default (listed with it) or the file is refused.
+_REGULARIZED = ("kernel_regularizer", "bias_regularizer", "activity_regularizer")
 _ARGUMENTS = {
     "Conv2D": ("filters", "kernel_size", "strides", "padding", "data_format", "activation",
-               "use_bias"),
+               "use_bias") + _REGULARIZED,
     "MaxPooling2D": ("pool_size", "strides", "padding", "data_format"),
     "AveragePooling2D": ("pool_size", "strides", "padding", "data_format"),
-    "Dense": ("units", "activation", "use_bias"),
+    "Dense": ("units", "activation", "use_bias") + _REGULARIZED,
     "Flatten": ("data_format",),
     "Dropout": ("rate", "seed"),
     "BatchNormalization": ("axis", "momentum", "epsilon", "center", "scale", "synchronized"),
@@ -64,7 +65,6 @@ _DEFAULTS = {"dilation_rate": ((1, 1), 1), "groups": (1,), "noise_shape": (None,
              "quantization_config": (None,), "lora_rank": (None,), "lora_alpha": (None,)}
 _IGNORED = {"name", "dtype", "kernel_initializer", "bias_initializer", "beta_initializer",
             "gamma_initializer", "moving_mean_initializer", "moving_variance_initializer",
-            "kernel_regularizer", "bias_regularizer", "activity_regularizer",
             "beta_regularizer", "gamma_regularizer", "kernel_constraint", "bias_constraint",
             "beta_constraint", "gamma_constraint", "renorm_clipping", "renorm_momentum"}
 
@@ -129,17 +129,27 @@ def check_writable(model, path):
 
 
 def _optimizer_vars(model):
-    """Keras's ``optimizer/vars`` list, or None when there is no optimizer state yet."""
+    """Keras's ``optimizer/vars`` list, or None when there is no optimizer state yet:
+    the step count, the learning rate (not for a schedule), the slots in the
+    optimizer's ``keras_layout``, then its ``keras_scalars``."""
+    from .optimizers.schedules import LearningRateSchedule
     opt = model.optimizer
     if opt is None or not opt.slot_names:
         return None
     state = opt.get_state()
     if any(slot not in state for slot in opt.slot_names):
         return None  # no step taken yet: Keras writes nothing either
-    values = [np.array(state["iterations"], dtype=np.int64),
-              np.array(opt.learning_rate, dtype=np.float32)]
-    for i in range(len(state[opt.slot_names[0]])):
-        values.extend(np.asarray(state[slot][i]) for slot in opt.slot_names)
+    values = [np.array(state["iterations"], dtype=np.int64)]
+    if not isinstance(opt.learning_rate, LearningRateSchedule):
+        values.append(np.array(opt.current_learning_rate(), dtype=np.float32))
+    count = len(state[opt.slot_names[0]])
+    if opt.keras_layout == "blocks":
+        values.extend(np.asarray(state[slot][i]) for slot in opt.slot_names
+                      for i in range(count))
+    else:
+        values.extend(np.asarray(state[slot][i]) for i in range(count)
+                      for slot in opt.slot_names)
+    values.extend(np.array(state[name], dtype=np.float32) for name in opt.keras_scalars)
     return values
 
 
@@ -185,6 +195,8 @@ def _keras_layer_config(layer):
     for key, value in layer.get_config().items():
         if key in _ARGUMENTS[cls]:
             config[key] = list(value) if isinstance(value, tuple) else value
+        elif key == "activity_regularizer" and value is not None:  # any layer, as Keras's
+            config[key] = value                                      # base Layer writes it
     entry = {"module": "keras.layers", "class_name": cls, "config": config,
              "registered_name": None}
     if layer.weights:

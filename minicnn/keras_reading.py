@@ -11,7 +11,7 @@ import zipfile
 
 import numpy as np
 
-from . import config_types, file_checks, keras_graph, loading, losses
+from . import compile_settings, config_types, file_checks, keras_graph, loading, losses
 from .file_checks import _h5py, refuse
 from .keras_files import (_ARGUMENTS, _DEFAULTS, _IGNORED, _MINICNN_MEMBER, keras_format,
                           layer_keys)
@@ -98,20 +98,39 @@ def _read_optimizer(f, model, path):
 
 def _set_optimizer_vars(model, stored, path):
     """The optimizer's state from Keras's list of its variables (``/optimizer/vars``,
-    or a legacy file's ``optimizer_weights``): the step count, the learning rate, then
-    each trainable weight's slots."""
+    or a legacy file's ``optimizer_weights``): the step count, the learning rate (not
+    for a schedule), each trainable weight's slots in the optimizer's layout, then its
+    scalars (``keras_files._optimizer_vars`` writes the same)."""
+    from .optimizers.schedules import LearningRateSchedule
     opt = model.optimizer
     weights, per_weight = model.trainable_weights, len(opt.slot_names)
-    if len(stored) != 2 + per_weight * len(weights):
+    lead = 1 if isinstance(opt.learning_rate, LearningRateSchedule) else 2
+    expected = lead + per_weight * len(weights) + len(opt.keras_scalars)
+    if len(stored) == lead and stored[0].shape == ():  # built, never stepped: no slots yet
+        compile_settings.set_optimizer_state(path, model, stored[0].read(), {})
+        return
+    if len(stored) != expected:
         refuse(path, f"the optimizer state holds {len(stored)} arrays; a "
-                     f"{type(opt).__name__} of this model has {2 + per_weight * len(weights)}")
+                     f"{type(opt).__name__} of this model has {expected}")
     if stored[0].shape != () or stored[0].dtype.kind not in "iuf":
         refuse(path, f"the optimizer's step count has shape {stored[0].shape} and dtype "
                      f"{stored[0].dtype}")
-    file_checks.read_checked(path, stored[1], "the optimizer's learning rate", ())
-    slots = {slot: [stored[2 + i * per_weight + s] for i in range(len(weights))]
-             for s, slot in enumerate(opt.slot_names)}
-    loading.set_optimizer_state(path, model, stored[0].read(), slots)
+    if lead == 2:
+        file_checks.read_checked(path, stored[1], "the optimizer's learning rate", ())
+    n = len(weights)
+    if opt.keras_layout == "blocks":
+        slots = {slot: stored[lead + s * n:lead + (s + 1) * n]
+                 for s, slot in enumerate(opt.slot_names)}
+    else:
+        slots = {slot: [stored[lead + i * per_weight + s] for i in range(n)]
+                 for s, slot in enumerate(opt.slot_names)}
+    scalars = {}
+    for k, name in enumerate(opt.keras_scalars):
+        item = stored[lead + per_weight * n + k]
+        value = file_checks.read_checked(path, item, f"the optimizer's {name}", ())
+        file_checks.check_values(path, value, f"the optimizer's {name}")
+        scalars[name] = float(value)
+    compile_settings.set_optimizer_state(path, model, stored[0].read(), slots, scalars)
 
 
 def load_weights(model, path):
@@ -150,7 +169,7 @@ def _layer_from_config(entry, path, depth=0):
                      f"(it reads {sorted(_ARGUMENTS)}); nothing in the file was executed")
     kwargs = {"name": name}
     for key, value in config.items():
-        if key in _ARGUMENTS[cls_name] or key == "trainable":
+        if key in _ARGUMENTS[cls_name] or key in ("trainable", "activity_regularizer"):
             kwargs[key] = tuple(value) if isinstance(value, list) else value
         elif key in _DEFAULTS:
             if value not in _DEFAULTS[key] and not (isinstance(value, list)
@@ -201,31 +220,30 @@ def _compile_from_config(model, compiled, path):
     compiled = config_types.check_types(path, "the compile settings", compiled)
     spec = compiled.get("optimizer")
     if isinstance(spec, str):
-        spec = {"class_name": {"adam": "Adam", "sgd": "SGD"}.get(spec, spec), "config": {}}
+        spec = {"class_name": {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW", "nadam": "Nadam",
+                               "rmsprop": "RMSprop", "adagrad": "Adagrad"}.get(spec, spec),
+                "config": {}}
     spec = config_types.check_types(path, "the optimizer", spec)
     cls_name = spec.get("class_name")
-    allowed = {"Adam": ("learning_rate", "beta_1", "beta_2", "epsilon"),
-               "SGD": ("learning_rate", "momentum", "nesterov")}
+    allowed = compile_settings.OPTIMIZER_ARGUMENTS
     if cls_name not in allowed:
-        refuse(path, f"optimizer {cls_name!r}: minicnn has Adam and SGD")
+        refuse(path, f"optimizer {cls_name!r}: minicnn has {sorted(allowed)}")
     kwargs = {}
     config = config_types.check_types(path, f"optimizer {cls_name}", spec.get("config") or {})
     for key, value in config.items():
         if key in allowed[cls_name]:
-            if isinstance(value, dict):
-                refuse(path, f"optimizer argument {key}: a schedule is not supported by "
-                             f"minicnn")
-            kwargs[key] = value
+            if value is not None:
+                kwargs[key] = value  # a schedule's dict: compile_model makes it
         elif key == "amsgrad" and value:
             refuse(path, "Adam(amsgrad=True) is not supported by minicnn")
-        elif key in ("weight_decay", "clipnorm", "global_clipnorm", "clipvalue",
-                     "loss_scale_factor", "gradient_accumulation_steps",
+        elif key in ("loss_scale_factor", "gradient_accumulation_steps",
                      "ema_overwrite_frequency") and value is not None:
             refuse(path, f"optimizer argument {key}={value!r} is not supported by minicnn")
         elif key == "use_ema" and value:
             refuse(path, "optimizer argument use_ema=True is not supported by minicnn")
         elif isinstance(value, dict):
-            refuse(path, f"optimizer argument {key}: a schedule is not supported by minicnn")
+            refuse(path, f"optimizer argument {key}: {str(value)[:80]} is not supported by "
+                         f"minicnn")
     single = model._single_output
     losses = compiled.get("loss")
     losses = [losses] if single or not isinstance(losses, list) else losses
@@ -242,7 +260,7 @@ def _compile_from_config(model, compiled, path):
     weights = compiled.get("loss_weights")
     if isinstance(weights, dict):
         weights = [weights.get(name, 1.0) for name in model.output_names]
-    loading.compile_model(path, model, cls_name, kwargs,
+    compile_settings.compile_model(path, model, cls_name, kwargs,
                           [_loss_spec(path, loss) for loss in losses], metrics, weights)
 
 

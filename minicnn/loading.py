@@ -9,10 +9,9 @@ architecture before anything uses it:
   process may use, before any weight is allocated;
 - ``set_weights``: each array's shape and dtype compared with the layer's weight
   before the array is read, its values finite (a moving variance also >= 0);
-- ``compile_model``: the optimizer and the loss from closed tables, typed configs;
-- ``set_optimizer_state``: a whole number of steps from 0 up, and one slot per
-  trainable weight of that weight's shape, finite (Adam's ``v`` also >= 0), or no
-  slots at all (no step taken yet).
+- ``compile_model`` and ``set_optimizer_state`` (``minicnn.compile_settings``): the
+  optimizer, its schedule and the losses from closed tables, typed configs; a whole
+  number of steps and one slot per trainable weight of its shape, finite.
 
 Each error is a ``file_checks.ModelFileError`` naming the file.
 """
@@ -22,6 +21,7 @@ import os
 import threading
 
 from . import file_checks
+from .compile_settings import _NONNEGATIVE, compile_model, set_optimizer_state
 from .config_types import check_types, lookup
 from .file_checks import read_checked, refuse
 from . import layers as L
@@ -33,9 +33,6 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     L.Maximum, L.Minimum, L.Concatenate, L.GlobalAveragePooling2D, L.GlobalMaxPooling2D,
     L.ZeroPadding2D, L.Cropping2D, L.UpSampling2D, L.Reshape, L.Rescaling, L.Identity,
     L.Softmax, L.ReLU, L.LeakyReLU, L.ELU)}
-_NONNEGATIVE = {"moving_variance", "v"}  # a weight or slot that is a variance
-
-
 _MODEL_CLASSES = ("Sequential", "Model")  # a model saved as a layer of another
 NESTING = 8                               # how deep models may sit inside models
 _LOAD = threading.local()                 # the parameters one load has made so far
@@ -253,71 +250,6 @@ def set_weights(path, layer, stored, where=None):
             raise file_checks.ModelFileError(path, str(exc)) from exc
 
 
-def compile_model(path, model, optimizer, optimizer_config, losses, metrics,
-                  loss_weights=None):
-    """``model.compile`` with the optimizer and loss classes named by the file.
-    ``losses``: ``[(class name, config) or None]``, one per output; ``metrics``: a list
-    of names (one output) or one list of names (or None) per output."""
-    from . import losses as losses_module, optimizers as optimizers_module
-    opt_cls = lookup(path, optimizers_module.CLASSES, optimizer, "optimizer")
-    optimizer_config = check_types(path, f"optimizer {optimizer}", optimizer_config or {})
-    made = []
-    for spec in losses:
-        if spec is None:
-            made.append(None)
-            continue
-        loss_cls = lookup(path, losses_module.CLASSES, spec[0], "loss")
-        made.append(loss_cls(**check_types(path, f"loss {spec[0]}", spec[1] or {})))
-
-    from .metrics import Metric
-
-    def names(entry):  # names, or metric objects a Keras config serialized
-        return isinstance(entry, list) and all(isinstance(m, (str, Metric)) for m in entry)
-    single = len(losses) == 1
-    if not (names(metrics) if single else isinstance(metrics, list) and all(
-            m is None or names(m) for m in metrics)):
-        refuse(path, f"metrics {metrics!r}: minicnn reads a list of metric names"
-                     + ("" if single else " (or None) per output"))
-    if loss_weights is not None and not (isinstance(loss_weights, list) and all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) for w in loss_weights)):
-        refuse(path, f"loss_weights {loss_weights!r}: minicnn reads a list of numbers")
-    try:
-        model.compile(optimizer=opt_cls(**optimizer_config),
-                      loss=made[0] if single else made, metrics=metrics,
-                      loss_weights=loss_weights)
-    except (TypeError, ValueError) as exc:
-        raise file_checks.ModelFileError(path, f"compile settings: {exc}") from exc
-
-
-def set_optimizer_state(path, model, iterations, slots):
-    """The optimizer's state from ``iterations`` and ``slots`` (``{slot name: [Stored,
-    one per trainable weight]}``, or ``{}`` when the file holds none)."""
-    opt = model.optimizer
-    state = {"iterations": file_checks.check_iterations(path, iterations)}
-    weights = model.trainable_weights
-    unknown = sorted(set(slots) - set(opt.slot_names))
-    if unknown:
-        refuse(path, f"the optimizer state has slots {unknown} that a {type(opt).__name__} "
-                     f"does not have (it has {list(opt.slot_names)})")
-    if slots:
-        missing = [s for s in opt.slot_names if s not in slots]
-        if missing:
-            refuse(path, f"the optimizer state lacks the slots {missing} of "
-                         f"{type(opt).__name__}")
-    for slot, stored in slots.items():
-        if len(stored) != len(weights):
-            refuse(path, f"optimizer slot {slot!r} holds {len(stored)} arrays for "
-                         f"{len(weights)} trainable weights")
-        values = []
-        for i, (item, weight) in enumerate(zip(stored, weights)):
-            what = f"optimizer slot {slot!r} of trainable weight {i}"
-            value = read_checked(path, item, what, weight.shape)
-            file_checks.check_values(path, value, what, nonnegative=slot in _NONNEGATIVE)
-            values.append(value.astype(weight.dtype, copy=False))
-        state[slot] = values
-    opt.set_state(state)
-
-
 # ---------------------------------------------------------------------------------
 # minicnn's own archive
 # ---------------------------------------------------------------------------------
@@ -377,7 +309,8 @@ def load_npz_model(path):
                     count = archive.count(f"optimizer/{slot}")
                     slots[slot] = [archive.stored(f"optimizer/{slot}/{i:04d}")
                                    for i in range(count)]
-                set_optimizer_state(path, model, compiled.get("iterations", 0), slots)
+                set_optimizer_state(path, model, compiled.get("iterations", 0), slots,
+                                    compiled.get("scalars"))
             model._set_random_state(header.get("random"), path)
     return model
 

@@ -88,6 +88,8 @@ class FileMethods:
                 "loss_weights": [o.weight for o in objectives]}
             state = self.optimizer.get_state()
             header["compile"]["iterations"] = state.pop("iterations")
+            header["compile"]["scalars"] = {name: state.pop(name)
+                                            for name in self.optimizer.keras_scalars}
             for slot, values in state.items():
                 arrays.update(saving.indexed(f"optimizer/{slot}", values))
         header["random"] = self._random_state()

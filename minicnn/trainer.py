@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import losses as losses_module, model_data, objectives as objectives_module
-from . import split_step, training
+from . import regularizers, split_step, training
 from . import optimizers as optimizers_module
 from .backend import as_array, get_array_module, to_device, to_host
 from .utils import global_rng
@@ -47,7 +47,8 @@ class Trainer:
     def _fused_softmax_loss(self, index=0):
         """True when the backward walk can start output ``index``'s softmax input with
         (p - y)/N: cross-entropy on probabilities from a softmax layer whose output
-        feeds nothing else in the graph."""
+        feeds nothing else in the graph, and no activity regularizer (its gradient
+        joins at the softmax *output*)."""
         loss = self._objectives[index].loss
         tensor = self._graph.outputs[index] if self._graph is not None else None
         if tensor is None or tensor.node is None or tensor.node.multi:
@@ -55,6 +56,7 @@ class Trainer:
         return (isinstance(loss, losses_module.CategoricalCrossentropy)
                 and not loss.from_logits
                 and getattr(tensor.node.layer, "activation", None) == "softmax"
+                and getattr(tensor.node.layer, "activity_regularizer", None) is None
                 and not self._graph.consumed(tensor))
 
     def _require_compiled(self, what):
@@ -79,10 +81,13 @@ class Trainer:
             targets.append(yi)
         return self._from_list(per_sample, single), self._from_list(targets, single)
 
-    def _batch_logs(self, y_dev, out, per_sample):
+    def _batch_logs(self, y_dev, out, per_sample, layers=None):
         """The batch's loss and metrics as Python floats, copied to the host together:
         one transfer (and on a GPU one wait) per batch. ``y_dev``: the labels as
-        ``_loss_value`` returned them (on the backend)."""
+        ``_loss_value`` returned them (on the backend). The loss includes the
+        regularizers' penalties of the last forward (``minicnn.regularizers``: Keras adds
+        them to the total loss, not to each output's), read from ``layers`` where given
+        (substitutes of the model's layers that ran that forward: check_model's twins)."""
         single = self._single_output
         outs = self._as_list(out, single)
         xp = get_array_module(*outs)
@@ -95,6 +100,9 @@ class Trainer:
                 term = mean * objective.weight if objective.weight != 1.0 else mean
                 total = term if total is None else total + term
             metrics += [fn(yi, oi).mean() for fn in objective.metric_fns]
+        penalty = regularizers.model_penalty(self, layers)
+        if penalty is not None:
+            total = penalty if total is None else total + penalty.astype(total.dtype)
         separate = objectives_module.separate_losses(self._objectives)
         values = [total] + (parts if separate else []) + metrics
         host = to_host(xp.stack([v.astype("float64") for v in values]))
@@ -154,7 +162,8 @@ class Trainer:
         ``logs["applied"] = False``."""
         kept = [list(layer._weights) for layer in self._layers] if finite_only else None
         grads = None
-        if self.built and split_step.suits(self, x):  # half the batch per core
+        activity = regularizers.has_activity(self)  # divides by the whole batch: no halves
+        if self.built and not activity and split_step.suits(self, x):  # half the batch per core
             out, per_sample, y_dev, grads = split_step.forward_backward(self, x, y)
         else:
             out = self.forward(x, training=True)
@@ -168,8 +177,14 @@ class Trainer:
             return dict(logs, applied=False)
         if grads is None:
             grad, from_logits = self._loss_gradient(y_dev, out)
+            if activity and not self._single_output:  # an output without a loss may
+                grad = [get_array_module(o).zeros_like(o) if g is None else g  # still
+                        for g, o in zip(grad, out)]   # reach an activity penalty
             self.backward(grad, from_logits=from_logits, input_gradient=False)
             grads = self.gradients_of(self._layers)
+        # the weight penalties' gradients join the loss's (Keras: trainable weights only)
+        grads = [g if r is None else g + r for g, r in
+                 zip(grads, regularizers.weight_gradients(self))]
         self.optimizer.apply(grads, self.trainable_weights)
         self._release_caches()
         return logs
@@ -242,13 +257,17 @@ class Trainer:
                             seed=seed, check_numerics=check_numerics,
                             terminate_on_nan=terminate_on_nan)
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict(self, x, batch_size=32, verbose=0, callbacks=None):
         """Outputs for ``x`` in inference mode, as one host (NumPy) array (a list of
-        them for a model with several outputs)."""
-        return training.predict(self, x, batch_size=batch_size, verbose=verbose)
+        them for a model with several outputs); ``callbacks`` get the predict hooks."""
+        return training.predict(self, x, batch_size=batch_size, verbose=verbose,
+                                callbacks=callbacks)
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True):
+    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True,
+                 callbacks=None):
         """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
-        ``check_numerics``: refuse data holding NaN or Inf (see ``fit``)."""
+        ``check_numerics``: refuse data holding NaN or Inf (see ``fit``); ``callbacks``
+        get the test hooks."""
         return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
-                                 return_dict=return_dict, check_numerics=check_numerics)
+                                 return_dict=return_dict, check_numerics=check_numerics,
+                                 callbacks=callbacks)

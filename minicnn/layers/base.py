@@ -11,12 +11,27 @@ Subclasses fill in four hooks:
 - ``_build(shape)``              create weights with ``add_weight``
 - ``_forward(x, training)`` / ``_backward(dy)``  call the ops; ``_backward``
   returns dx and stores weight gradients with ``_set_gradients``.
+
+Regularizers (``minicnn.regularizers``): every layer takes ``activity_regularizer``.
+Its forward then records the penalty of its output divided by the batch size (Keras
+3's rule), and its backward adds that penalty's gradient to the ``dy`` arriving at
+the output. A layer called several times in a model (shared) counts only its *last*
+call's activity penalty, in the loss and in the gradient: what Keras 3.15 on JAX
+computes (observed, and checked in tests/test_regularizers.py).
+
+Weight regularizers (``kernel_regularizer``, ``bias_regularizer`` of Conv2D and
+Dense) are read by the model's training step (``minicnn.trainer``), which adds their
+penalties to the loss and their gradients to the weights' gradients;
+``get_gradients()`` includes them too. ``get_config()`` of every layer lists a set
+``activity_regularizer`` serialized (Keras's dict), added by ``__init_subclass__`` so
+that no subclass has to remember it.
 """
+import functools
 import re
 
 import numpy as np
 
-from .. import backend
+from .. import backend, regularizers
 from ..backend import as_array, to_device, to_host
 
 
@@ -33,8 +48,25 @@ def _format_shape(shape):
 class Layer:
     """Base class: naming, building, weights, input checks and the protocol."""
 
+    def __init_subclass__(cls, **kwargs):
+        """Every subclass's own ``get_config`` also lists a set activity_regularizer."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("get_config")
+        if own is None or getattr(own, "_lists_activity", False):
+            return
+
+        @functools.wraps(own)
+        def get_config(self):
+            config = own(self)
+            reg = getattr(self, "_activity_regularizer", None)
+            if reg is not None and "activity_regularizer" not in config:
+                config = dict(config, activity_regularizer=regularizers.serialize(reg))
+            return config
+        get_config._lists_activity = True
+        cls.get_config = get_config
+
     def __init__(self, name=None, input_shape=None, check_numerics=None, trainable=True,
-                 **kwargs):
+                 activity_regularizer=None, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{sorted(kwargs)}")
@@ -60,6 +92,58 @@ class Layer:
                             f"Received: trainable={trainable!r}")
         self._trainable = trainable
         self._inbound = []                   # graph.Node of each symbolic call
+        self.activity_regularizer = activity_regularizer
+        # the last call's output (in a box that the next call empties: only the last
+        # call of a shared layer adds the activity gradient) and its penalty / batch
+        self._activity_box = [None]
+        self._activity_loss = None
+
+    # -- regularizers --------------------------------------------------------------
+    @property
+    def activity_regularizer(self):
+        """The penalty on this layer's output (``minicnn.regularizers``), or None;
+        settable as in Keras with anything ``regularizers.get`` takes."""
+        return self._activity_regularizer
+
+    @activity_regularizer.setter
+    def activity_regularizer(self, value):
+        self._activity_regularizer = regularizers.get(
+            value, f"{type(self).__name__}: activity_regularizer")
+
+    # which attribute regularizes which weight (Conv2D and Dense set these attributes)
+    _WEIGHT_REGULARIZERS = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
+
+    def weight_regularizers(self):
+        """The regularizer of each trainable weight (None where it has none), in
+        ``trainable_weights`` order."""
+        if not self._trainable:
+            return []
+        return [getattr(self, self._WEIGHT_REGULARIZERS.get(n, ""), None)
+                for n, _, t in self._weights if t]
+
+    def weight_penalty(self):
+        """The sum of the trainable weights' penalties (a 0-d array), or None."""
+        total = None
+        for w, reg in zip(self.trainable_weights, self.weight_regularizers()):
+            if reg is not None:
+                total = reg(w) if total is None else total + reg(w)
+        return total
+
+    def _record_activity(self, y):
+        """After a forward: the output's penalty / batch size, kept for the loss, and
+        the output, kept for the backward pass (released with the cache). An earlier
+        call's output is dropped from its box: it no longer counts (Keras's rule)."""
+        penalty = self._activity_regularizer(y)
+        self._activity_loss = (penalty / penalty.dtype.type(len(y)) if len(y) else
+                               penalty * 0)  # Keras: divide_no_nan
+        self._activity_box[0] = None
+        self._activity_box = [y]
+
+    def activity_penalty(self):
+        """The activity penalty / batch size of the last forward (a 0-d array), or None."""
+        if self._activity_regularizer is None:
+            return None
+        return self._activity_loss
 
     # -- freezing and the graph --------------------------------------------------
     @property
@@ -295,6 +379,8 @@ class Layer:
         self._out_shape = tuple(y.shape)
         self._cache_on_device = backend.get_backend() == "cupy"
         self._grads = None
+        if self._activity_regularizer is not None:
+            self._record_activity(y)
         return y
 
     def _move_weights(self):
@@ -362,8 +448,17 @@ class Layer:
         dy = self._checked_dy(dy)
         self._check_data(dy, "dy")
         self._input_gradient = bool(input_gradient)
-        return self._on_device(lambda: self._backward(to_device(dy, dtype=self.dtype)),
-                               len(dy), "backward")
+        return self._on_device(lambda: self._backward(self._with_activity_gradient(
+            to_device(dy, dtype=self.dtype))), len(dy), "backward")
+
+    def _with_activity_gradient(self, dy):
+        """``dy`` plus d(activity penalty / N)/d(output), where the layer has an
+        activity regularizer: the penalty is a term of the loss that depends on the
+        output directly, so its gradient joins the one coming down from the loss."""
+        y = self._activity_box[0]
+        if self._activity_regularizer is None or y is None or len(y) == 0:
+            return dy
+        return dy + self._activity_regularizer.gradient(y) / y.dtype.type(len(y))
 
     def _checked_dy(self, dy):
         """``dy`` as an array of the last output's shape, on the backend forward ran on."""
@@ -396,16 +491,18 @@ class Layer:
 
     def release_cache(self):
         """Forget what the last forward kept for backward (a model calls this after each
-        training step and inference batch); backward then needs a new forward."""
+        training step and inference batch); backward then needs a new forward. The
+        activity penalty the forward recorded stays (the loss reads it afterwards)."""
         self._cache, self._out_shape = None, None
+        self._activity_box[0] = None
 
     def call_state(self):
         """What the last forward kept for backward (a shared layer's graph keeps one per
         call, ``minicnn.network``)."""
-        return self._cache, self._out_shape, self._cache_on_device
+        return self._cache, self._out_shape, self._cache_on_device, self._activity_box
 
     def restore_call_state(self, state):
-        self._cache, self._out_shape, self._cache_on_device = state
+        self._cache, self._out_shape, self._cache_on_device, self._activity_box = state
 
     def _set_gradients(self, grads):
         """``grads``: the trainable weights' gradients in ``trainable_weights`` order."""
@@ -420,7 +517,9 @@ class Layer:
             return []
         if self._grads is None:
             raise self._error(RuntimeError, "get_gradients() needs backward() to run first")
-        return [to_host(g) for g in self._grads]
+        grads = [g if reg is None else g + reg.gradient(w) for g, w, reg in
+                 zip(self._grads, self.trainable_weights, self.weight_regularizers())]
+        return [to_host(g) for g in grads]
 
     def get_config(self):
         """The constructor arguments that rebuild this layer (used by model saving)."""

@@ -1,5 +1,5 @@
 """Conv2D: a thin layer over ``minicnn.ops.conv`` with an optional fused activation."""
-from .. import initializers
+from .. import initializers, regularizers
 from ..ops.activations import (activation_backward, bias_activation_forward,
                                normalize_activation)
 from ..ops.conv import conv2d_backward, conv2d_forward
@@ -33,6 +33,9 @@ class Conv2D(Layer):
     (KH, KW, C, filters); output (N, OH, OW, filters) with, per axis,
     valid: (H - K) // S + 1   same: ceil(H / S)   full: (H + K - 2) // S + 1.
 
+    ``kernel_regularizer`` / ``bias_regularizer`` / ``activity_regularizer``: penalties
+    added to the loss (``minicnn.regularizers``).
+
     >>> layer = Conv2D(6, 5, padding="same", activation="tanh")
     >>> layer.compute_output_shape((28, 28, 1))
     (28, 28, 6)
@@ -41,7 +44,8 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 data_format="channels_last", input_shape=None, name=None, **kwargs):
+                 data_format="channels_last", input_shape=None, name=None,
+                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
         owner = "Conv2D"
         self.filters = normalize_tuple(filters, 1, "filters", owner)[0]
         self.kernel_size = normalize_tuple(kernel_size, 2, "kernel_size", owner)
@@ -53,6 +57,9 @@ class Conv2D(Layer):
                                                    "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, owner, "bias_initializer")
         self.data_format = normalize_data_format(data_format, owner)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer,
+                                                   f"{owner}: kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, f"{owner}: bias_regularizer")
         super().__init__(name=name, input_shape=input_shape, **kwargs)
 
     def _channel_axis(self):
@@ -105,4 +112,7 @@ class Conv2D(Layer):
         return {"name": self.name, "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding,
                 "activation": self.activation, "use_bias": self.use_bias,
-                "data_format": self.data_format}
+                "data_format": self.data_format,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer)}

@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from .. import initializers
+from .. import initializers, regularizers
 from ..backend import to_device
 from ..ops.activations import (activation_backward, activation_forward,
                                bias_activation_forward, normalize_activation)
@@ -20,18 +20,24 @@ class Dense(Layer):
     """Fully connected layer on the last axis: ``y = activation(x @ kernel + bias)``.
 
     Input (N, ..., in); kernel (in, units); output (N, ..., units).
+    ``kernel_regularizer`` / ``bias_regularizer`` / ``activity_regularizer``: penalties
+    added to the loss (``minicnn.regularizers``).
     """
     has_weights = True
 
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 input_shape=None, name=None, **kwargs):
+                 input_shape=None, name=None, kernel_regularizer=None, bias_regularizer=None,
+                 **kwargs):
         self.units = normalize_tuple(units, 1, "units", "Dense")[0]
         self.activation = normalize_activation(activation, "Dense")
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer, "Dense",
                                                    "kernel_initializer")
         self.bias_initializer = initializers.get(bias_initializer, "Dense", "bias_initializer")
+        self.kernel_regularizer = regularizers.get(kernel_regularizer,
+                                                   "Dense: kernel_regularizer")
+        self.bias_regularizer = regularizers.get(bias_regularizer, "Dense: bias_regularizer")
         super().__init__(name=name, input_shape=input_shape, **kwargs)
 
     def _check_input_shape(self, shape):
@@ -69,7 +75,10 @@ class Dense(Layer):
 
     def get_config(self):
         return {"name": self.name, "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias}
+                "use_bias": self.use_bias,
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+                "activity_regularizer": regularizers.serialize(self.activity_regularizer)}
 
 
 class Flatten(Layer):
