@@ -12,26 +12,15 @@ Subclasses fill in four hooks:
 - ``_forward(x, training)`` / ``_backward(dy)``  call the ops; ``_backward``
   returns dx and stores weight gradients with ``_set_gradients``.
 
-Regularizers (``minicnn.regularizers``): every layer takes ``activity_regularizer``.
-Its forward then records the penalty of its output divided by the batch size (Keras
-3's rule), and its backward adds that penalty's gradient to the ``dy`` arriving at
-the output. A layer called several times in a model (shared) counts only its *last*
-call's activity penalty, in the loss and in the gradient: what Keras 3.15 on JAX
-computes (observed, and checked in tests/test_regularizers.py).
-
-Weight regularizers (``kernel_regularizer``, ``bias_regularizer`` of Conv2D and
-Dense) are read by the model's training step (``minicnn.trainer``), which adds their
-penalties to the loss and their gradients to the weights' gradients;
-``get_gradients()`` includes them too. ``get_config()`` of every layer lists a set
-``activity_regularizer`` serialized (Keras's dict), added by ``__init_subclass__`` so
-that no subclass has to remember it.
+Regularizers: ``minicnn.layers.regularization``; weights: ``minicnn.layers.weights``.
 """
-import functools
 import re
 
 import numpy as np
 
-from .. import backend, regularizers
+from .. import backend
+from .regularization import Regularization
+from .weights import Weights
 from ..backend import as_array, to_device, to_host
 
 
@@ -45,25 +34,8 @@ def _format_shape(shape):
         ("," if len(shape) == 1 else "") + ")"
 
 
-class Layer:
+class Layer(Regularization, Weights):
     """Base class: naming, building, weights, input checks and the protocol."""
-
-    def __init_subclass__(cls, **kwargs):
-        """Every subclass's own ``get_config`` also lists a set activity_regularizer."""
-        super().__init_subclass__(**kwargs)
-        own = cls.__dict__.get("get_config")
-        if own is None or getattr(own, "_lists_activity", False):
-            return
-
-        @functools.wraps(own)
-        def get_config(self):
-            config = own(self)
-            reg = getattr(self, "_activity_regularizer", None)
-            if reg is not None and "activity_regularizer" not in config:
-                config = dict(config, activity_regularizer=regularizers.serialize(reg))
-            return config
-        get_config._lists_activity = True
-        cls.get_config = get_config
 
     def __init__(self, name=None, input_shape=None, check_numerics=None, trainable=True,
                  activity_regularizer=None, **kwargs):
@@ -97,53 +69,6 @@ class Layer:
         # call of a shared layer adds the activity gradient) and its penalty / batch
         self._activity_box = [None]
         self._activity_loss = None
-
-    # -- regularizers --------------------------------------------------------------
-    @property
-    def activity_regularizer(self):
-        """The penalty on this layer's output (``minicnn.regularizers``), or None;
-        settable as in Keras with anything ``regularizers.get`` takes."""
-        return self._activity_regularizer
-
-    @activity_regularizer.setter
-    def activity_regularizer(self, value):
-        self._activity_regularizer = regularizers.get(
-            value, f"{type(self).__name__}: activity_regularizer")
-
-    # which attribute regularizes which weight (Conv2D and Dense set these attributes)
-    _WEIGHT_REGULARIZERS = {"kernel": "kernel_regularizer", "bias": "bias_regularizer"}
-
-    def weight_regularizers(self):
-        """The regularizer of each trainable weight (None where it has none), in
-        ``trainable_weights`` order."""
-        if not self._trainable:
-            return []
-        return [getattr(self, self._WEIGHT_REGULARIZERS.get(n, ""), None)
-                for n, _, t in self._weights if t]
-
-    def weight_penalty(self):
-        """The sum of the trainable weights' penalties (a 0-d array), or None."""
-        total = None
-        for w, reg in zip(self.trainable_weights, self.weight_regularizers()):
-            if reg is not None:
-                total = reg(w) if total is None else total + reg(w)
-        return total
-
-    def _record_activity(self, y):
-        """After a forward: the output's penalty / batch size, kept for the loss, and
-        the output, kept for the backward pass (released with the cache). An earlier
-        call's output is dropped from its box: it no longer counts (Keras's rule)."""
-        penalty = self._activity_regularizer(y)
-        self._activity_loss = (penalty / penalty.dtype.type(len(y)) if len(y) else
-                               penalty * 0)  # Keras: divide_no_nan
-        self._activity_box[0] = None
-        self._activity_box = [y]
-
-    def activity_penalty(self):
-        """The activity penalty / batch size of the last forward (a 0-d array), or None."""
-        if self._activity_regularizer is None:
-            return None
-        return self._activity_loss
 
     # -- freezing and the graph --------------------------------------------------
     @property
@@ -261,85 +186,6 @@ class Layer:
         self.input_shape = shape
         self.built = True
 
-    _declaring = None  # a list while declared_weight_shapes runs _build
-
-    def declared_weight_shapes(self, input_shape):
-        """The shapes of the weights ``build(input_shape)`` would create, without creating
-        any: a loader sizes the architecture a file declares before building it."""
-        shape = self._validated_sample_shape(input_shape, "input_shape")
-        self._check_input_shape(shape)
-        self._declaring = []
-        try:
-            self._build(shape)
-            return self._declaring
-        finally:
-            self._declaring = None
-
-    def add_weight(self, name, shape, initializer, trainable=True):
-        if self._declaring is not None:
-            self._declaring.append(tuple(int(d) for d in shape))
-            return None
-        value = to_device(initializer(shape, self.dtype), dtype=self.dtype)
-        self._weights.append((name, value, trainable))
-        return value
-
-    def _weight(self, name):
-        for wname, value, _ in self._weights:
-            if wname == name:
-                return value
-        return None
-
-    def _replace_weight(self, name, value):
-        self._weights = [(n, value if n == name else v, t) for n, v, t in self._weights]
-
-    @property
-    def weights(self):
-        """The weight arrays (backend arrays, not copies), in Keras order."""
-        return [v for _, v, _ in self._weights]
-
-    @property
-    def trainable_weights(self):
-        return [v for _, v, t in self._weights if t] if self._trainable else []
-
-    @property
-    def non_trainable_weights(self):
-        """The weights no optimizer changes: BatchNormalization's moving statistics, and
-        every weight of a frozen layer."""
-        return [v for _, v, t in self._weights if not (t and self._trainable)]
-
-    @property
-    def weight_names(self):
-        return [n for n, _, _ in self._weights]
-
-    def count_params(self):
-        if not self.built:
-            raise self._error(ValueError, "count_params() needs the layer to be built; call "
-                                          "build(input_shape) or forward() first")
-        return int(sum(int(np.prod(v.shape)) for v in self.weights))
-
-    def get_weights(self):
-        return [to_host(v).copy() for v in self.weights]
-
-    def set_weights(self, weights):
-        if not self.built:
-            raise self._error(ValueError, "set_weights() needs the layer to be built; call "
-                                          "build(input_shape) first")
-        weights = list(weights)
-        if len(weights) != len(self._weights):
-            raise self._error(ValueError, f"set_weights expected {len(self._weights)} arrays "
-                                          f"{self.weight_names}, received {len(weights)}")
-        new = []
-        for (name, old, trainable), value in zip(self._weights, weights):
-            value = np.asarray(to_host(value))
-            if value.shape != tuple(old.shape):
-                raise self._error(ValueError, f"weight '{name}' expected shape "
-                                              f"{tuple(old.shape)}, received {value.shape}")
-            if value.dtype.kind not in "biuf":
-                raise self._error(TypeError, f"weight '{name}' must be a real numeric array, "
-                                             f"received dtype {value.dtype}")
-            new.append((name, to_device(value, dtype=self.dtype).copy(), trainable))
-        self._weights = new
-
     def _check_data(self, x, what):
         if x.dtype.kind not in "biuf":
             raise self._error(TypeError, f"{what} must be a real numeric array (float, int or "
@@ -450,15 +296,6 @@ class Layer:
         self._input_gradient = bool(input_gradient)
         return self._on_device(lambda: self._backward(self._with_activity_gradient(
             to_device(dy, dtype=self.dtype))), len(dy), "backward")
-
-    def _with_activity_gradient(self, dy):
-        """``dy`` plus d(activity penalty / N)/d(output), where the layer has an
-        activity regularizer: the penalty is a term of the loss that depends on the
-        output directly, so its gradient joins the one coming down from the loss."""
-        y = self._activity_box[0]
-        if self._activity_regularizer is None or y is None or len(y) == 0:
-            return dy
-        return dy + self._activity_regularizer.gradient(y) / y.dtype.type(len(y))
 
     def _checked_dy(self, dy):
         """``dy`` as an array of the last output's shape, on the backend forward ran on."""
