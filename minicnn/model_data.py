@@ -8,6 +8,8 @@ once, when ``fit``/``evaluate``/``predict``/``train_on_batch`` receive them, and
 count, slice and name them in the loop, so the loop reads the same for one array as
 for several.
 """
+import numpy as np
+
 from .backend import as_array
 
 
@@ -88,3 +90,41 @@ def check_counts(model, x, y, what):
                          f"targets")
     if counts[0] == 0:
         raise ValueError(f"{_who(model)}: received an empty dataset")
+
+
+def sample_weights(model, y, sample_weight, class_weight, what):
+    """One float64 weight per sample, or None: ``sample_weight`` as given (shape (N,)
+    or (N, 1), finite, >= 0), or from ``class_weight`` ({class: weight}) by each
+    target's class (the label, or the argmax of a one-hot row; one output only), as
+    Keras makes them; not both at once (Keras refuses that too)."""
+    count = rows(y)
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError(f"{_who(model)}: {what} takes sample_weight or class_weight, not "
+                         f"both (as Keras)")
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape not in ((count,), (count, 1)):
+            raise ValueError(f"{_who(model)}: {what} expects sample_weight with one weight "
+                             f"per sample, shape ({count},). Received: shape "
+                             f"{weights.shape}")
+        weights = weights.reshape(count)
+    if class_weight is not None:
+        if not isinstance(class_weight, dict) or not model._single_output:
+            raise ValueError(f"{_who(model)}: {what} expects class_weight as a dict "
+                             f"{{class: weight}} for a model with one output. Received: "
+                             f"{str(class_weight)[:80]}")
+        targets = np.asarray(y if not isinstance(y, list) else y[0])
+        classes = (targets.argmax(axis=-1) if targets.ndim > 1 and targets.shape[-1] > 1
+                   else targets.reshape(count)).astype(np.int64)
+        missing = sorted(set(classes.tolist()) - {int(k) for k in class_weight})
+        if missing:
+            raise ValueError(f"{_who(model)}: {what}: class_weight has no weight for the "
+                             f"classes {missing[:10]} found in y")
+        table = {int(k): float(v) for k, v in class_weight.items()}
+        by_class = np.array([table[c] for c in classes.tolist()], dtype=np.float64)
+        weights = by_class
+    if weights is not None and not (np.isfinite(weights).all() and (weights >= 0).all()):
+        raise ValueError(f"{_who(model)}: {what} received sample weights that are "
+                         f"negative, NaN or Inf")
+    return weights

@@ -77,7 +77,7 @@ def _single_threaded_blas():
     return _BLAS[0].limit(limits=1)
 
 
-def forward_backward(model, x, y):
+def forward_backward(model, x, y, sample_weight=None):
     """One step's forward, loss and backward on two halves of ``(x, y)``.
 
     Returns ``(out, per_sample, y_dev, grads)``: the model's output for the whole
@@ -91,8 +91,8 @@ def forward_backward(model, x, y):
         outs = _on_both(lambda k: model.forward_through(copies[k], x[parts[k]]))
         xp = backend.get_array_module(*outs)
         out = xp.concatenate(outs)
-        per_sample, y_dev = model._loss_value(y, out)
-        grad, from_logits = model._loss_gradient(y_dev, out)
+        per_sample, y_dev = model._loss_value(y, out, sample_weight)
+        grad, from_logits = model._loss_gradient(y_dev, out, sample_weight)
         _on_both(lambda k: model.backward_through(copies[k], grad[parts[k]], from_logits,
                                                   input_gradient=False))
     first, second = (model.gradients_of(layers) for layers in copies)

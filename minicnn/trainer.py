@@ -63,7 +63,14 @@ class Trainer:
         if self.loss is None:
             raise ValueError(f"{type(self).__name__} '{self.name}': {what} needs compile() first")
 
-    def _loss_value(self, y, out):
+    @staticmethod
+    def _weights_for(sample_weight, out):
+        """One weight per sample on the backend in the output's dtype, shaped to scale
+        a per-sample value (``(N,)``) or a gradient like ``out`` (``(N, 1, ...)``)."""
+        w = to_device(np.asarray(sample_weight, dtype=out.dtype).reshape(-1))
+        return w, w.reshape((-1,) + (1,) * (out.ndim - 1))
+
+    def _loss_value(self, y, out, sample_weight=None):
         """Per-sample losses of a batch (Keras's values) and the targets, checked and cast
         where they arrived (the host) and then moved to the backend, once. A model with
         several outputs takes and gives lists (None for an output without a loss)."""
@@ -77,7 +84,10 @@ class Trainer:
                 continue
             yi, oi = objective.loss.prepare(as_array(yi), oi)
             yi = to_device(yi)
-            per_sample.append(objective.loss.per_sample(yi, oi))
+            values = objective.loss.per_sample(yi, oi)
+            if sample_weight is not None:  # Keras: sum(w * loss) / N over the batch
+                values = values * self._weights_for(sample_weight, oi)[0]
+            per_sample.append(values)
             targets.append(yi)
         return self._from_list(per_sample, single), self._from_list(targets, single)
 
@@ -117,7 +127,7 @@ class Trainer:
         if self._graph is not None:
             self._graph.release()
 
-    def _loss_gradient(self, y_dev, out):
+    def _loss_gradient(self, y_dev, out, sample_weight=None):
         """Where the backward walk starts: ``(grad, from_logits)``. With softmax + cross-
         entropy that is dL/d(softmax input) = (p - y) / N (no division by p, exact for any
         logits, ``from_logits=True``); otherwise the loss's dL/d(output); each scaled by
@@ -136,6 +146,8 @@ class Trainer:
                 grad = objective.loss.prepared_gradient(yi, oi)
             if grad is not None and objective.weight != 1.0:
                 grad = grad * objective.weight
+            if grad is not None and sample_weight is not None:  # each sample's share
+                grad = grad * self._weights_for(sample_weight, oi)[1]
             grads.append(grad)
         return self._from_list(grads, single), self._from_list(fused, single)
 
@@ -155,19 +167,22 @@ class Trainer:
                 grads += layer._grads
         return grads
 
-    def _train_step(self, x, y, finite_only=False):
+    def _train_step(self, x, y, finite_only=False, sample_weight=None):
         """One step; returns the batch's logs (pre-update, as Keras reports them).
         ``finite_only``: when the loss is NaN or Inf, change nothing (the weights and
         the moving statistics stay those of the last step) and return the logs with
-        ``logs["applied"] = False``."""
+        ``logs["applied"] = False``. ``sample_weight``: one weight per sample, the
+        loss ``sum(w * loss) / N`` as Keras's (metrics stay unweighted, as Keras's
+        ``metrics``)."""
         kept = [list(layer._weights) for layer in self._layers] if finite_only else None
         grads = None
         activity = regularizers.has_activity(self)  # divides by the whole batch: no halves
         if self.built and not activity and split_step.suits(self, x):  # half the batch per core
-            out, per_sample, y_dev, grads = split_step.forward_backward(self, x, y)
+            out, per_sample, y_dev, grads = split_step.forward_backward(self, x, y,
+                                                                        sample_weight)
         else:
             out = self.forward(x, training=True)
-            per_sample, y_dev = self._loss_value(y, out)
+            per_sample, y_dev = self._loss_value(y, out, sample_weight)
         logs = self._batch_logs(y_dev, out, per_sample)  # before the update: the same one
         # copy per batch; the ranks of a distributed run decide together: all or none
         if finite_only and not self.optimizer.communicator.all(math.isfinite(logs["loss"])):
@@ -176,7 +191,7 @@ class Trainer:
             self._release_caches()
             return dict(logs, applied=False)
         if grads is None:
-            grad, from_logits = self._loss_gradient(y_dev, out)
+            grad, from_logits = self._loss_gradient(y_dev, out, sample_weight)
             if activity and not self._single_output:  # an output without a loss may
                 grad = [get_array_module(o).zeros_like(o) if g is None else g  # still
                         for g, o in zip(grad, out)]   # reach an activity penalty
@@ -201,13 +216,16 @@ class Trainer:
             print_fn(format_trace(data))
         return data
 
-    def train_on_batch(self, x, y):
-        """One step on one batch; returns the pre-update loss (and metrics) as Keras does."""
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
+        """One step on one batch; returns the pre-update loss (and metrics) as Keras does.
+        ``sample_weight`` / ``class_weight``: see ``fit``."""
         self._require_compiled("train_on_batch()")
         x = model_data.inputs(self, x, "train_on_batch()")
         y = model_data.targets(self, y, "train_on_batch()")
         self._check_xy(x, y, "train_on_batch()")
-        logs = self._train_step(x, y)
+        weights = model_data.sample_weights(self, y, sample_weight, class_weight,
+                                            "train_on_batch()")
+        logs = self._train_step(x, y, sample_weight=weights)
         return self._as_result(logs)
 
     def _as_result(self, logs):
@@ -248,14 +266,17 @@ class Trainer:
 
     def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
             validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None,
-            check_numerics=True, terminate_on_nan=True):
+            check_numerics=True, terminate_on_nan=True, sample_weight=None, class_weight=None):
         """Train for ``epochs`` epochs of mini-batches; returns a ``History``. The loop
-        is ``minicnn.training.fit``, which documents every argument."""
+        is ``minicnn.training.fit``, which documents every argument; ``sample_weight``
+        (one per sample) and ``class_weight`` ({class: weight}) weight each sample's
+        loss as Keras does: ``sum(w * loss) / N`` per batch, metrics unweighted."""
         return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                             validation_data=validation_data, validation_split=validation_split,
                             shuffle=shuffle, callbacks=callbacks, initial_epoch=initial_epoch,
                             seed=seed, check_numerics=check_numerics,
-                            terminate_on_nan=terminate_on_nan)
+                            terminate_on_nan=terminate_on_nan, sample_weight=sample_weight,
+                            class_weight=class_weight)
 
     def predict(self, x, batch_size=32, verbose=0, callbacks=None):
         """Outputs for ``x`` in inference mode, as one host (NumPy) array (a list of
@@ -264,10 +285,10 @@ class Trainer:
                                 callbacks=callbacks)
 
     def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True,
-                 callbacks=None):
+                 callbacks=None, sample_weight=None):
         """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
         ``check_numerics``: refuse data holding NaN or Inf (see ``fit``); ``callbacks``
-        get the test hooks."""
+        get the test hooks; ``sample_weight`` weights each sample's loss (see ``fit``)."""
         return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
                                  return_dict=return_dict, check_numerics=check_numerics,
-                                 callbacks=callbacks)
+                                 callbacks=callbacks, sample_weight=sample_weight)

@@ -21,7 +21,7 @@ from .backend import to_host
 
 def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
         validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None,
-        check_numerics=True, terminate_on_nan=True):
+        check_numerics=True, terminate_on_nan=True, sample_weight=None, class_weight=None):
     """Train for ``epochs`` epochs of mini-batches; returns a ``History``.
 
     ``seed`` seeds the model's shuffling generator (default: drawn once from the
@@ -46,13 +46,15 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
         raise ValueError(f"{who}: fit() expects validation_split to be a "
                          f"number in [0, 1). Received: validation_split={validation_split!r}")
     if validation_data is not None and (not isinstance(validation_data, (tuple, list))
-                                        or len(validation_data) != 2):
-        raise ValueError(f"{who}: fit() expects validation_data=(x_val, "
-                         f"y_val) (minicnn takes no sample weights). Received: "
+                                        or len(validation_data) not in (2, 3)):
+        raise ValueError(f"{who}: fit() expects validation_data=(x_val, y_val) or (x_val, "
+                         f"y_val, sample_weight_val). Received: "
                          f"{_describe(validation_data)}")
     x, y = model_data.inputs(model, x, "fit()"), model_data.targets(model, y, "fit()")
     model._check_xy(x, y, "fit()")
     count = model_data.rows(x)
+    weights = model_data.sample_weights(model, y, sample_weight, class_weight, "fit()")
+    val_weights = None
     if validation_split and validation_data is None:
         split = int(count * (1 - validation_split))  # Keras: the last samples, unshuffled
         if split in (0, count):
@@ -62,11 +64,16 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
         validation_data = (model_data.take(x, slice(split, None)),
                            model_data.take(y, slice(split, None)))
         x, y = model_data.take(x, slice(0, split)), model_data.take(y, slice(0, split))
+        if weights is not None:  # Keras splits the sample weights alike
+            weights, val_weights = weights[:split], weights[split:]
         count = split
     elif validation_data is not None:
-        validation_data = (model_data.inputs(model, validation_data[0], "fit() (validation x)"),
-                           model_data.targets(model, validation_data[1],
-                                              "fit() (validation y)"))
+        given = validation_data
+        validation_data = (model_data.inputs(model, given[0], "fit() (validation x)"),
+                           model_data.targets(model, given[1], "fit() (validation y)"))
+        if len(given) == 3 and given[2] is not None:
+            val_weights = model_data.sample_weights(model, validation_data[1], given[2], None,
+                                                    "fit() (validation_data)")
     if validation_data is not None:
         model._check_xy(*validation_data, "fit() (validation_data)")
     if check_numerics:
@@ -113,8 +120,10 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
             for step in range(steps):
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 cbs.on_train_batch_begin(step)
-                batch_logs = model._train_step(model_data.take(x, idx), model_data.take(y, idx),
-                                               finite_only=terminate_on_nan)
+                batch_logs = model._train_step(
+                    model_data.take(x, idx), model_data.take(y, idx),
+                    finite_only=terminate_on_nan,
+                    sample_weight=None if weights is None else weights[idx])
                 if batch_logs.pop("applied", True) is False:
                     nonfinite = (epoch, step)
                     # the callbacks see the batch as Keras's do (TerminateOnNaN too)
@@ -154,7 +163,8 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
                 break
             if validation_data is not None:  # the test hooks run, on fit's callbacks
                 val = evaluate(model, *validation_data, batch_size=batch_size, verbose=0,
-                               return_dict=True, check_numerics=False, callbacks=cbs)
+                               return_dict=True, check_numerics=False, callbacks=cbs,
+                               sample_weight=val_weights)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             logs = ranks.mean_logs(logs)
             logs = dict(sorted(logs.items(), key=lambda kv: (kv[0].startswith("val_"),
@@ -274,10 +284,11 @@ def predict(model, x, batch_size=32, verbose=0, callbacks=None):
 
 
 def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True,
-             callbacks=None):
+             callbacks=None, sample_weight=None):
     """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
     ``check_numerics``: refuse data holding NaN or Inf (see ``fit``). ``callbacks``:
-    their test hooks run (``on_test_batch_end`` gets the running means)."""
+    their test hooks run (``on_test_batch_end`` gets the running means).
+    ``sample_weight``: the loss is ``sum(w * loss) / N`` (Keras's; metrics unweighted)."""
     model._require_compiled("evaluate()")
     batch_size = _check_batch_size(model, "evaluate()", batch_size)
     given_verbose = verbose
@@ -288,6 +299,7 @@ def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_num
         model._check_finite("evaluate()", _named(model, x, y))
     _check_targets(model, y, "evaluate() (y)")
     count = model_data.rows(x)
+    weights = model_data.sample_weights(model, y, sample_weight, None, "evaluate()")
     step_memory.check(model, min(batch_size, count), "evaluate()", training=False)
     cbs = _callback_list(model, callbacks, given_verbose, math.ceil(count / batch_size))
     model.stop_evaluating = False
@@ -299,7 +311,8 @@ def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_num
         xb, yb = model_data.take(x, part), model_data.take(y, part)
         out = model.forward(xb, training=False)
         model._release_caches()
-        per_sample, y_dev = model._loss_value(yb, out)
+        per_sample, y_dev = model._loss_value(yb, out,
+                                              None if weights is None else weights[part])
         logs = model._batch_logs(y_dev, out, per_sample)
         size = model_data.rows(xb)
         seen += size
