@@ -2,7 +2,7 @@
 ``minicnn.loading`` that every loader shares):
 
 - ``compile_model``: the optimizer, its learning-rate schedule and the losses from
-  closed tables, the optimizer's arguments from ``OPTIMIZER_ARGUMENTS`` only, typed;
+  closed tables, the optimizer's arguments from ``optimizer_arguments()`` only, typed;
 - ``set_optimizer_state``: a whole number of steps from 0 up, one slot per trainable
   weight of that weight's shape, finite (second moments and accumulators also >= 0),
   or no slots at all (no step taken yet), and the optimizer's finite scalars.
@@ -15,14 +15,14 @@ from .file_checks import read_checked, refuse
 
 _NONNEGATIVE = {"moving_variance", "v", "velocity", "accumulator"}  # variances, sums of g**2
 _COMMON = ("learning_rate", "weight_decay", "clipnorm", "clipvalue", "global_clipnorm")
-# each optimizer's arguments a file may set (Keras's names)
-OPTIMIZER_ARGUMENTS = {
-    "SGD": _COMMON + ("momentum", "nesterov"),
-    "Adam": _COMMON + ("beta_1", "beta_2", "epsilon"),
-    "AdamW": _COMMON + ("beta_1", "beta_2", "epsilon"),
-    "Nadam": _COMMON + ("beta_1", "beta_2", "epsilon"),
-    "RMSprop": _COMMON + ("rho", "momentum", "epsilon", "centered"),
-    "Adagrad": _COMMON + ("initial_accumulator_value", "epsilon")}
+
+
+def optimizer_arguments():
+    """Each optimizer's arguments a file may set (Keras's names): the common ones and
+    what the class's ``get_config`` lists, so a new optimizer needs no entry here."""
+    from .optimizers import CLASSES
+    return {name: _COMMON + tuple(k for k in cls().get_config() if k not in _COMMON)
+            for name, cls in CLASSES.items()}
 
 
 
@@ -34,7 +34,7 @@ def compile_model(path, model, optimizer, optimizer_config, losses, metrics,
     from . import losses as losses_module, optimizers as optimizers_module
     opt_cls = lookup(path, optimizers_module.CLASSES, optimizer, "optimizer")
     optimizer_config = dict(check_types(path, f"optimizer {optimizer}", optimizer_config or {}))
-    unknown = sorted(set(optimizer_config) - set(OPTIMIZER_ARGUMENTS[optimizer]))
+    unknown = sorted(set(optimizer_config) - set(optimizer_arguments()[optimizer]))
     if unknown:
         refuse(path, f"optimizer {optimizer}: unknown arguments {unknown}")
     if isinstance(optimizer_config.get("learning_rate"), dict):  # a schedule, by its table

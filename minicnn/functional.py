@@ -45,7 +45,7 @@ class Model(Trainer, FileMethods, AsLayer):
         self._trainable = True
         self.optimizer = None
         self.loss = None
-        self._objectives = []
+        self._objectives, self._log_names = [], []
         self.metric_names = []
         self.stop_training = False
         self.history = None
@@ -80,11 +80,7 @@ class Model(Trainer, FileMethods, AsLayer):
         """Keras's list: a functional model's input layers (``InputLayer``) among the
         layers that compute, in Keras's order (by depth, then as a depth-first walk
         from the outputs meets them)."""
-        if self._graph is None:
-            return list(self._layers)
-        return [item.input_layer if hasattr(item, "input_layer") else item
-                for item in self._graph.keras_order
-                if not hasattr(item, "input_layer") or item.input_layer is not None]
+        return list(self._layers if self._graph is None else self._graph.keras_layers)
 
     @property
     def input_shape(self):

@@ -220,12 +220,12 @@ def _compile_from_config(model, compiled, path):
     compiled = config_types.check_types(path, "the compile settings", compiled)
     spec = compiled.get("optimizer")
     if isinstance(spec, str):
-        spec = {"class_name": {"adam": "Adam", "sgd": "SGD", "adamw": "AdamW", "nadam": "Nadam",
-                               "rmsprop": "RMSprop", "adagrad": "Adagrad"}.get(spec, spec),
-                "config": {}}
+        from .optimizers import _BY_NAME
+        named = _BY_NAME.get(spec.lower()) if isinstance(spec, str) else None
+        spec = {"class_name": named.__name__ if named else spec, "config": {}}
     spec = config_types.check_types(path, "the optimizer", spec)
     cls_name = spec.get("class_name")
-    allowed = compile_settings.OPTIMIZER_ARGUMENTS
+    allowed = compile_settings.optimizer_arguments()
     if cls_name not in allowed:
         refuse(path, f"optimizer {cls_name!r}: minicnn has {sorted(allowed)}")
     kwargs = {}

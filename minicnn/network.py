@@ -83,11 +83,13 @@ class Graph:
         ranked = [((-depth[id(n)], first_seen[id(n)]), n.layer) for n in self.nodes] + [
             ((-reads.get(id(t), 0), first_seen.get(("input", id(t)), len(first_seen) + i)), t)
             for i, t in enumerate(self.inputs)]
-        self.keras_order, listed = [], set()  # a shared layer once, at its first call
+        # Keras's model.layers: input layers among the rest, a shared layer once
+        self.keras_layers, listed = [], set()
         for _, item in sorted(ranked, key=lambda pair: pair[0]):
-            if id(item) not in listed:
-                listed.add(id(item))
-                self.keras_order.append(item)
+            layer = item.input_layer if item in self.inputs else item
+            if layer is not None and id(layer) not in listed:
+                listed.add(id(layer))
+                self.keras_layers.append(layer)
         self.layers, calls = [], {}
         self.call = {}  # each node's place among its layer's calls (Keras's node index)
         for node in self.nodes:

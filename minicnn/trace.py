@@ -135,11 +135,12 @@ def _trace(model, layers, x, y):
             names = [n for n, _, t in layer._weights if t and layer.trainable]
             for name, g, change in zip(names, layer._grads or [], changes[id(layer)]):
                 w = to_host(layer._weight(name))
+                weight_norm, update_norm = _norm(w), _norm(change)
                 weights.append({"name": name, "shape": tuple(w.shape), "grad_norm": _norm(g),
-                                "weight_norm": _norm(w), "update_norm": _norm(change)})
-                # a zero weight (a fresh bias) has no meaningful ratio
-                weights[-1]["update_ratio"] = (weights[-1]["update_norm"] / _norm(w)
-                                               if _norm(w) > 0 else None)
+                                "weight_norm": weight_norm, "update_norm": update_norm,
+                                # a zero weight (a fresh bias) has no meaningful ratio
+                                "update_ratio": (update_norm / weight_norm
+                                                 if weight_norm > 0 else None)})
         rows.append({"layer": layer.name, "class": type(layer).__name__,
                      "grad_at": where, "grad_shape": arriving_shape,
                      "grad_in_norm": arriving_norm, "grad_out_norm": _norm(passed),

@@ -36,7 +36,8 @@ class Trainer:
         self.optimizer = optimizers_module.get(optimizer)
         losses = [o.loss for o in self._objectives]
         self.loss = losses[0] if self._single_output else losses
-        self.metric_names = objectives_module.log_names(self._objectives)[1:]
+        self._log_names = objectives_module.log_names(self._objectives)
+        self.metric_names = self._log_names[1:]
 
     def _as_list(self, value, single):
         return [value] if single else list(value)
@@ -65,9 +66,10 @@ class Trainer:
 
     @staticmethod
     def _weights_for(sample_weight, out):
-        """One weight per sample on the backend in the output's dtype, shaped to scale
-        a per-sample value (``(N,)``) or a gradient like ``out`` (``(N, 1, ...)``)."""
-        w = to_device(np.asarray(sample_weight, dtype=out.dtype).reshape(-1))
+        """One weight per sample on the backend in the output's dtype (moved there only
+        if it is not already), shaped to scale a per-sample value (``(N,)``) or a
+        gradient like ``out`` (``(N, 1, ...)``)."""
+        w = to_device(sample_weight, dtype=out.dtype).reshape(-1)
         return w, w.reshape((-1,) + (1,) * (out.ndim - 1))
 
     def _loss_value(self, y, out, sample_weight=None):
@@ -116,7 +118,7 @@ class Trainer:
         separate = objectives_module.separate_losses(self._objectives)
         values = [total] + (parts if separate else []) + metrics
         host = to_host(xp.stack([v.astype("float64") for v in values]))
-        return dict(zip(objectives_module.log_names(self._objectives), host.tolist()))
+        return dict(zip(self._log_names, host.tolist()))
 
     def _release_caches(self):
         """Drop what the layers kept for a backward pass once a step (or an inference
@@ -175,6 +177,8 @@ class Trainer:
         loss ``sum(w * loss) / N`` as Keras's (metrics stay unweighted, as Keras's
         ``metrics``)."""
         kept = [list(layer._weights) for layer in self._layers] if finite_only else None
+        if sample_weight is not None:  # to the backend once: the loss and its gradient
+            sample_weight = to_device(sample_weight)
         grads = None
         activity = regularizers.has_activity(self)  # divides by the whole batch: no halves
         if self.built and not activity and split_step.suits(self, x):  # half the batch per core
@@ -229,7 +233,7 @@ class Trainer:
         return self._as_result(logs)
 
     def _as_result(self, logs):
-        values = [logs[name] for name in objectives_module.log_names(self._objectives)]
+        values = [logs[name] for name in self._log_names]
         return values[0] if len(values) == 1 else values
 
     def _check_finite(self, what, arrays):

@@ -49,6 +49,7 @@ product of the u's so far, kept as the optimizer's ``u_product``):
     m_hat = u_{t+1} m / (1 - prod_{t+1}) + (1 - u_t) g / (1 - prod_t)
     w <- w - lr * m_hat / (sqrt(v / (1 - beta_2**t)) + epsilon)
 """
+import functools
 import inspect
 import math
 import numbers
@@ -63,6 +64,25 @@ def _check_number(owner, name, value, low=None, high=None, low_open=False):
     """A finite real number within the bounds, as a float (the error names the owner
     and the argument)."""
     return float(_checked_number(owner, name, value, low, high, low_open))
+
+
+def _arity_takes_step(fn):
+    try:
+        return len(inspect.signature(fn).parameters) > 0
+    except (TypeError, ValueError):
+        return False
+
+
+_cached_takes_step = functools.lru_cache(maxsize=64)(_arity_takes_step)
+
+
+def _takes_step(fn):
+    """Whether a learning-rate callable takes the step count (Keras calls it with
+    none); asked once per (hashable) callable, not at every step."""
+    try:
+        return _cached_takes_step(fn)
+    except TypeError:  # an unhashable callable object
+        return _arity_takes_step(fn)
 
 
 class Optimizer:
@@ -172,11 +192,7 @@ class Optimizer:
         if isinstance(lr, LearningRateSchedule):
             return float(lr(self.iterations))
         if callable(lr):
-            try:
-                takes_step = len(inspect.signature(lr).parameters) > 0
-            except (TypeError, ValueError):
-                takes_step = False
-            return float(lr(self.iterations) if takes_step else lr())
+            return float(lr(self.iterations) if _takes_step(lr) else lr())
         return lr
 
     def _clipped(self, grads):
@@ -189,12 +205,12 @@ class Optimizer:
                 c = g.dtype.type(self.clipnorm)
                 out.append(g * c / xp.maximum(norm, c))  # unchanged below the norm
             return out
-        if self.global_clipnorm:
-            total = math.sqrt(sum(float((g.astype("float64") ** 2).sum()) for g in grads))
-            c = self.global_clipnorm
-            scale = c * min(1.0 / total, 1.0 / c) if total > 0 else 1.0
-            scale = scale if math.isfinite(total) else float("nan")
-            return [g * g.dtype.type(scale) for g in grads]
+        if self.global_clipnorm:  # on the device, no wait: Keras's clip_by_global_norm
+            xp = get_array_module(*grads)
+            norm = xp.sqrt(sum((g * g).sum() for g in grads))
+            c = norm.dtype.type(self.global_clipnorm)
+            scale = c * xp.minimum(1 / norm, 1 / c) + (norm - norm)  # NaN for a NaN norm
+            return [g * scale.astype(g.dtype) for g in grads]
         if self.clipvalue:
             c = self.clipvalue
             return [get_array_module(g).clip(g, -c, c) for g in grads]
