@@ -23,13 +23,24 @@ The halves run the model's graph (``minicnn.network``) through the copies, so a
 functional model with residual adds, concatenations or shared layers splits as a
 chain does. Only where it is the same computation: layers without state that a step
 changes or randomness it draws (Conv2D, Dense, the poolings, the merge, reshaping
-and activation layers: ``_SAME_LAYERS``; a
-BatchNormalization's statistics are those of the whole batch, a Dropout mask comes
-from one generator), a kernel set that says its kernels can run on two threads at
-once (``SPLIT_BATCH_ON_THREADS``: numba), batches of SPLIT_MIN_BATCH or more, and
-one process (under MPI every rank has its cores already).
+and activation layers: ``_SAME_LAYERS``), and the two that need the whole batch:
+
+- BatchNormalization: its statistics are those of the whole batch. Each half adds
+  up its own sums and the two halves exchange them (``_Exchange``: a barrier between
+  the threads) -- exactly how ``synchronized=True`` adds them over the ranks of an
+  MPI run; the backward pass's sums likewise. The moving statistics are updated
+  once, from the first half's copy.
+- Dropout: the original layer draws the step's key once, as the whole-batch step
+  would, and each half computes its rows' part of that one mask (the mask is a hash
+  of the key and each unit's index: ``minicnn.ops.dropout``). Same masks, split or
+  not.
+
+And only with a kernel set that says its kernels can run on two threads at once
+(``SPLIT_BATCH_ON_THREADS``: numba), batches of SPLIT_MIN_BATCH or more, and one
+process (under MPI every rank has its cores already).
 """
 import copy
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from . import backend
@@ -42,6 +53,7 @@ _SAME_LAYERS = ("Conv2D", "Dense", "Flatten", "Activation", "MaxPooling2D",
                 "Rescaling", "Identity", "Softmax", "ReLU", "LeakyReLU", "ELU",
                 # the merge layers: a graph's residual adds and concatenations
                 "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
+_WHOLE_BATCH_LAYERS = ("BatchNormalization", "Dropout")  # see the module docstring
 _WORKER = []  # the second thread, started on first use
 _BLAS = []    # threadpoolctl's controller of the BLAS libraries, made on first use
 
@@ -51,22 +63,88 @@ def suits(model, x):
     if not (model._single_input and model._single_output) \
             or len(x) < SPLIT_MIN_BATCH or model.optimizer.communicator.size != 1:
         return False
-    if not all(type(layer).__name__ in _SAME_LAYERS for layer in model._layers):
+    if not all(type(layer).__name__ in _SAME_LAYERS + _WHOLE_BATCH_LAYERS
+               for layer in model._layers):
         return False
     kernels = backend.kernels_for(x, *[w for layer in model._layers for w in layer.weights])
     return kernels is not None and kernels.SPLIT_BATCH_ON_THREADS
 
 
-def _on_both(run):
-    """[run(0), run(1)]: the second half on the worker thread, the first here."""
+class _Exchange:
+    """Adds a vector over the two halves, as the ranks of an MPI run add theirs: each
+    half deposits its part and waits for the other; both then compute part 0 + part 1
+    (the same bits on both threads)."""
+
+    def __init__(self):
+        self.barrier = threading.Barrier(2)
+        self.parts = [None, None]
+
+    def sum_for(self, half):
+        def total(vector):
+            self.parts[half] = vector
+            self.barrier.wait()
+            result = self.parts[0] + self.parts[1]
+            self.barrier.wait()  # both have read before either deposits again
+            return result
+        return total
+
+
+def _halves(model, parts, exchange):
+    """Two lists of shallow copies of the model's layers (same weights, own caches and
+    gradients), set up for their halves as the module docstring says."""
+    copies = [[], []]
+    for layer in model._layers:
+        pair = [copy.copy(layer) for _ in parts]
+        kind = type(layer).__name__
+        if kind == "Dropout" and layer.rate > 0:
+            key = layer.draw_key()
+            for half, part in zip(pair, parts):
+                half._step_key, half._row_offset = key, part.start
+        elif kind == "BatchNormalization":
+            for k, half in enumerate(pair):
+                half._sum_over_halves = exchange.sum_for(k)
+        for k in range(2):
+            copies[k].append(pair[k])
+    return copies
+
+
+def _join(model, copies):
+    """What a step's forward changed in the copies, back into the model's layers: the
+    moving statistics (replaced, not changed in place, in the first half's copy)."""
+    for layer, half in zip(model._layers, copies[0]):
+        if type(layer).__name__ == "BatchNormalization":
+            layer._weights = half._weights
+
+
+def _on_both(run, exchange=None):
+    """[run(0), run(1)]: the second half on the worker thread, the first here. When
+    one half fails, the other is released from any exchange it waits in, and the
+    first failure that is not that release is raised."""
     if not _WORKER:
         _WORKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="minicnn-half"))
-    second = _WORKER[0].submit(run, 1)
+
+    def guarded(k):
+        try:
+            return run(k)
+        except BaseException:
+            if exchange is not None:
+                exchange.barrier.abort()
+            raise
+    second = _WORKER[0].submit(guarded, 1)
+    results, errors = [None, None], [None, None]
     try:
-        first = run(0)
-    finally:
-        result = second.result()
-    return [first, result]
+        results[0] = guarded(0)
+    except BaseException as exc:
+        errors[0] = exc
+    try:
+        results[1] = second.result()
+    except BaseException as exc:
+        errors[1] = exc
+    failures = [e for e in errors if e is not None]
+    if failures:
+        raise next((e for e in failures if not isinstance(e, threading.BrokenBarrierError)),
+                   failures[0])
+    return results
 
 
 def _single_threaded_blas():
@@ -86,14 +164,16 @@ def forward_backward(model, x, y, sample_weight=None):
     kernels = backend.kernels_for(x)
     cut = len(x) // 2
     parts = (slice(0, cut), slice(cut, len(x)))
-    copies = [[copy.copy(layer) for layer in model._layers] for _ in parts]
+    exchange = _Exchange()
+    copies = _halves(model, parts, exchange)
     with _single_threaded_blas(), kernels.serial_only():
-        outs = _on_both(lambda k: model.forward_through(copies[k], x[parts[k]]))
+        outs = _on_both(lambda k: model.forward_through(copies[k], x[parts[k]]), exchange)
+        _join(model, copies)
         xp = backend.get_array_module(*outs)
         out = xp.concatenate(outs)
         per_sample, y_dev = model._loss_value(y, out, sample_weight)
         grad, from_logits = model._loss_gradient(y_dev, out, sample_weight)
         _on_both(lambda k: model.backward_through(copies[k], grad[parts[k]], from_logits,
-                                                  input_gradient=False))
+                                                  input_gradient=False), exchange)
     first, second = (model.gradients_of(layers) for layers in copies)
     return out, per_sample, y_dev, [a + b for a, b in zip(first, second)]

@@ -474,6 +474,8 @@ class ndarray:
     __and__, __rand__, __iand__ = _operators(operator.and_, "&")
     __or__, __ror__, __ior__ = _operators(operator.or_, "|")
     __xor__, __rxor__, __ixor__ = _operators(operator.xor, "^")
+    __lshift__, __rlshift__, __ilshift__ = _operators(operator.lshift, "<<")
+    __rshift__, __rrshift__, __irshift__ = _operators(operator.rshift, ">>")
     __matmul__, __rmatmul__, _ = _operators(operator.matmul, "@")  # CuPy has no @=
     # Python reflects comparisons itself (``host < a`` tries ``a > host``).
     __lt__ = _operators(operator.lt, "<")[0]

@@ -40,6 +40,8 @@ EXTREME_POOL = frozenset({"extreme_pool_forward", "extreme_pool_backward"})
 AVG_POOL = frozenset({"avg_pool_forward", "avg_pool_backward"})
 EPILOGUE = frozenset({"bias_activation"})                     # bias and/or activation
 EPILOGUE_AND_GRADIENT = EPILOGUE | {"activation_gradient"}    # relu/tanh, both ways
+NORMALIZATION = frozenset({"channel_sums", "scale_shift", "normalization_input_gradient"})
+DROPOUT = frozenset({"dropout_apply"})
 
 
 def assert_same_on_numba(make_layer, x, kernels, training=True, dtype="float64"):
@@ -139,19 +141,19 @@ def test_pooling_same_on_numba(config, cls, ties):
     (lambda: Activation("softmax"), (3, 6), True, ARRAY_PATH),
     (lambda: Activation("relu"), (3, 4, 6), True, EPILOGUE_AND_GRADIENT),
     (lambda: Activation("tanh"), (5, 7), True, EPILOGUE_AND_GRADIENT),
-    (lambda: Dropout(0.3, seed=1), (4, 6), True, ARRAY_PATH),
-    (lambda: BatchNormalization(), (6, 5), True, ARRAY_PATH),
-    (lambda: BatchNormalization(), (3, 4, 4, 2), True, ARRAY_PATH),
-    (lambda: BatchNormalization(axis=1), (3, 2, 4, 4), True, ARRAY_PATH),
-    (lambda: BatchNormalization(), (3, 4, 4, 2), False, ARRAY_PATH),
+    (lambda: Dropout(0.3, seed=1), (4, 6), True, DROPOUT),
+    (lambda: BatchNormalization(), (6, 5), True, NORMALIZATION),
+    (lambda: BatchNormalization(), (3, 4, 4, 2), True, NORMALIZATION),
+    (lambda: BatchNormalization(axis=1), (3, 2, 4, 4), True, ARRAY_PATH),  # channels first
+    (lambda: BatchNormalization(), (3, 4, 4, 2), False, NORMALIZATION),
 ], ids=["dense-softmax", "dense-rank3", "dense-relu", "dense-tanh-nobias",
         "dense-linear-nobias", "dense-linear", "flatten", "flatten-cf", "softmax", "relu", "tanh",
         "dropout", "bn-dense", "bn-conv", "bn-cf", "bn-inference"])
 def test_other_layers_same_on_numba(make_layer, shape, training, float32_kernels, dtype):
-    """numba's element-wise kernels (the bias + activation epilogue and the relu/tanh
-    gradient) serve float32 only: float64 takes the plain array path on numba too, and
-    so do, in either type, the layers that have no kernel (softmax, sigmoid, flatten,
-    dropout, batch norm)."""
+    """numba's element-wise kernels (the bias + activation epilogue, the relu/tanh
+    gradient, batch normalization over the last axis, dropout) serve float32 only:
+    float64 takes the plain array path on numba too, and so do, in either type, the
+    layers that have no kernel (softmax, sigmoid, flatten, channels-first batch norm)."""
     x = np.random.default_rng(3).standard_normal(shape)
     kernels = float32_kernels if dtype == "float32" else ARRAY_PATH
     assert_same_on_numba(make_layer, x, kernels, training, dtype)

@@ -2,6 +2,8 @@
 weights as one pass over the whole batch (float64: to rounding; float32: within
 float32 rounding), the same bits whatever the number of threads, taken only where it
 is the same computation, and NaN steps still change nothing."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -125,13 +127,93 @@ def test_a_typical_step_takes_the_halves(numba_backend):
     assert not split_step.suits(model, x[:split_step.SPLIT_MIN_BATCH - 1])
 
 
-@pytest.mark.parametrize("extra", [Dropout(0.5), BatchNormalization()],
-                         ids=["dropout", "batchnorm"])
-def test_layers_with_batch_state_or_randomness_keep_one_pass(numba_backend, extra):
-    model = small_lenet([extra])
+def normalized_lenet():
+    """BatchNormalization (one after a conv, one on features) and two Dropouts."""
+    return Sequential([
+        Conv2D(4, 5, padding="same", input_shape=(12, 12, 1)),
+        BatchNormalization(),
+        mc.layers.Activation("relu"),
+        AveragePooling2D(2),
+        Dropout(0.3, seed=5),
+        Conv2D(6, 3, activation="relu"),
+        MaxPooling2D(2),
+        Flatten(),
+        Dropout(0.5),
+        Dense(12),
+        BatchNormalization(momentum=0.9),
+        Dense(10, activation="softmax"),
+    ])
+
+
+def moving_statistics(model):
+    return [w for layer in model.layers if isinstance(layer, BatchNormalization)
+            for w in layer.weights[2:]]
+
+
+@pytest.mark.parametrize("batch", [96, 77])
+def test_batch_normalization_and_dropout_take_the_halves_in_float64(numba_backend, batch):
+    """The halves add their statistics (as synchronized=True adds the ranks') and
+    compute their rows of the one dropout mask: the whole batch's step, to rounding."""
+    split, split_losses = train("float64", build=normalized_lenet, batch=batch)
+    whole, whole_losses = train("float64", split=False, build=normalized_lenet, batch=batch)
+    np.testing.assert_allclose(split_losses, whole_losses, rtol=1e-12)
+    for a, b in zip(split, whole):  # the moving statistics are among the weights; the
+        # bias of a conv before a BatchNormalization has a zero gradient (to rounding)
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_batch_normalization_and_dropout_halves_in_float32(numba_backend):
+    split, _ = train("float32", build=normalized_lenet, optimizer="sgd")
+    whole, _ = train("float32", split=False, build=normalized_lenet, optimizer="sgd")
+    for a, b in zip(split, whole):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+
+
+def test_moving_statistics_change_once_per_step(numba_backend):
+    mc.utils.set_random_seed(0)
+    model = normalized_lenet()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((128, 12, 12, 1)).astype(np.float32)
+    model.build((12, 12, 1))
+    assert split_step.suits(model, x)
+    mean = model.layers[0](x).mean(axis=(0, 1, 2))  # before the step changes the conv
+    model.train_on_batch(x, np.zeros(128, int))
+    bn = model.layers[1]
+    # one update from (0, 1): 0.99 * 0 + 0.01 * batch mean, not applied twice
+    np.testing.assert_allclose(bn.weights[2], 0.01 * mean, rtol=1e-4, atol=1e-7)
+
+
+def test_a_half_failing_before_an_exchange_does_not_hang(numba_backend, monkeypatch):
+    """The other half waits for the failed one's statistics: it is released and the
+    first error, not the release, reaches the caller."""
+    model = normalized_lenet()
     model.compile("adam", "sparse_categorical_crossentropy")
     model.build((12, 12, 1))
-    assert not split_step.suits(model, np.zeros((128, 12, 12, 1), np.float32))
+    conv = model.layers[0]
+    original = type(conv)._forward
+
+    def failing(self, x, training):
+        if self is not conv and len(x) == 64 and x[0, 0, 0, 0] == 1:
+            raise RuntimeError("second half failed")
+        return original(self, x, training)
+    monkeypatch.setattr(type(conv), "_forward", failing)
+    x = np.zeros((128, 12, 12, 1), np.float32)
+    x[64] = 1
+    errors = []
+
+    def step():
+        try:
+            model.train_on_batch(x, np.zeros(128, int))
+        except RuntimeError as exc:
+            errors.append(exc)
+    runner = threading.Thread(target=step, daemon=True)
+    runner.start()
+    runner.join(timeout=60)
+    assert not runner.is_alive(), "the first half still waits for the failed half"
+    assert len(errors) == 1 and "second half failed" in str(errors[0])
+    monkeypatch.setattr(type(conv), "_forward", original)
+    model.train_on_batch(x, np.zeros(128, int))  # the exchange of a new step works
 
 
 def test_other_backends_and_distributed_runs_keep_one_pass(numba_backend):
@@ -149,9 +231,11 @@ def test_other_backends_and_distributed_runs_keep_one_pass(numba_backend):
     assert not split_step.suits(model, x)
 
 
-def test_a_nan_step_changes_nothing(numba_backend):
+@pytest.mark.parametrize("build", [small_lenet, normalized_lenet], ids=["lenet", "bn-dropout"])
+def test_a_nan_step_changes_nothing(numba_backend, build):
+    """Nor the moving statistics of a BatchNormalization."""
     mc.utils.set_random_seed(0)
-    model = small_lenet()
+    model = build()
     model.compile("adam", "sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
     x = rng.random((128, 12, 12, 1)).astype(np.float32)

@@ -7,6 +7,8 @@ take turns."""
 import contextlib
 
 SPLIT_BATCH_ON_THREADS = False
+# no BatchNormalization or Dropout kernels: those ops run their array code
+NORMALIZATION_DTYPES = ()
 
 
 def direct_conv_suits(c, f, kh, kw, sh, sw):

@@ -34,6 +34,8 @@ from .numba_direct import (DIRECT_CONV_MAX_CHANNELS, DIRECT_CONV_MAX_FILTERS,  #
                            DIRECT_CONV_MIN_WINDOW, direct_conv_forward, direct_conv_suits,
                            direct_conv_weight_gradient)
 from .numba_launch import parallel_when_large, serial_only  # noqa: F401
+from .numba_normalization import (NORMALIZATION_DTYPES, SUM_CHUNK, channel_sums,  # noqa: F401
+                                  dropout_apply, normalization_input_gradient, scale_shift)
 from .numba_winograd import (winograd_gradient_transform, winograd_input_gradient,  # noqa: F401
                              winograd_input_transform, winograd_output_transform)
 

@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 # only im2col + GEMM, one pass per step: the answers every such set gives
-from .im2col_only import (SPLIT_BATCH_ON_THREADS, direct_conv_suits, serial_only,  # noqa: F401
-                          winograd_suits)
+from .im2col_only import (NORMALIZATION_DTYPES, SPLIT_BATCH_ON_THREADS,  # noqa: F401
+                          direct_conv_suits, serial_only, winograd_suits)
 
 LINEAR, RELU, TANH = 0, 1, 2
 EPILOGUE_DTYPES = ADAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))

@@ -5,7 +5,6 @@ import numbers
 import numpy as np
 
 from .. import initializers, regularizers
-from ..backend import to_device
 from ..ops.activations import (activation_backward, activation_forward,
                                bias_activation_forward, normalize_activation)
 from ..ops.dense import dense_backward, dense_forward, flatten_backward, flatten_forward
@@ -138,7 +137,12 @@ class Dropout(Layer):
     """Inverted dropout: in training, zero each unit with probability ``rate`` and
     scale the rest by ``1 / (1 - rate)``; at inference, the identity.
 
-    With ``seed`` the layer draws the same sequence of masks every run.
+    Each training step draws one key (two 32-bit numbers) from the layer's generator
+    and the mask is a hash of the key and each unit's index (``minicnn.ops.dropout``):
+    with ``seed`` the layer draws the same sequence of masks every run, on every
+    backend, whether the step runs the batch whole or in two halves. (These masks
+    differ from those of minicnn 0.1's Dropout, which drew one float64 per unit, and
+    from Keras's: a seed fixes a layer's masks within minicnn.)
     """
     fixed_rank = False
 
@@ -153,17 +157,25 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.seed = seed
         self._rng = None if seed is None else np.random.default_rng(seed)
+        # set on the copies of a two-thread step (minicnn.split_step): the key drawn
+        # once for the whole batch and the first row of this copy's half
+        self._step_key, self._row_offset = None, 0
         super().__init__(name=name, input_shape=input_shape, **kwargs)
+
+    def draw_key(self):
+        """The next step's key, from the layer's generator (or the global one)."""
+        rng = self._rng if self._rng is not None else global_rng()
+        return tuple(int(k) for k in rng.integers(0, 2**32, size=2, dtype=np.uint64))
 
     def _check_input_shape(self, shape):
         self._require_rank(shape, (1,), "(batch, ...)")
 
     def _forward(self, x, training):
-        mask = None
+        key = None
         if training and self.rate > 0:
-            rng = self._rng if self._rng is not None else global_rng()
-            mask = to_device(rng.random(x.shape) >= self.rate)  # keep with prob 1 - rate
-        y, self._cache = dropout_forward(x, self.rate, mask)
+            key = self._step_key if self._step_key is not None else self.draw_key()
+        offset = self._row_offset * (x.size // len(x)) if len(x) else 0
+        y, self._cache = dropout_forward(x, self.rate, key, offset)
         return y
 
     def _backward(self, dy):

@@ -43,6 +43,7 @@ class BatchNormalization(Layer):
                             f"Received: synchronized={synchronized!r}")
         self.synchronized = synchronized
         self.communicator = None  # synchronized: the ranks (default: distributed.init())
+        self._sum_over_halves = None  # set on the copies of a two-thread step (split_step)
         super().__init__(name=name, input_shape=input_shape, **kwargs)
 
     def _sample_axis(self, sample_rank):
@@ -90,7 +91,11 @@ class BatchNormalization(Layer):
 
     def _sum_over_ranks(self):
         """With ``synchronized=True`` in a run of several ranks, the function that adds
-        a statistic over them (Keras's argument: the batch is every rank's rows)."""
+        a statistic over them (Keras's argument: the batch is every rank's rows). In
+        a half of a two-thread step, the function that adds it over the two halves
+        (``minicnn.split_step``)."""
+        if self._sum_over_halves is not None:
+            return self._sum_over_halves
         if not self.synchronized:
             return None
         if self.communicator is None:

@@ -27,8 +27,8 @@ import re
 import numpy as np
 
 # only im2col + cuBLAS, one pass per step: the answers every such set gives
-from ..im2col_only import (SPLIT_BATCH_ON_THREADS, direct_conv_suits, serial_only,  # noqa: F401
-                           winograd_suits)
+from ..im2col_only import (NORMALIZATION_DTYPES, SPLIT_BATCH_ON_THREADS,  # noqa: F401
+                           direct_conv_suits, serial_only, winograd_suits)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCES = ("im2col.cu", "pooling.cu", "elementwise.cu")
