@@ -59,6 +59,17 @@ _ARGUMENTS = {
     "Rescaling": ("scale", "offset"), "Identity": (), "Softmax": ("axis",),
     "ReLU": ("max_value", "negative_slope", "threshold"), "LeakyReLU": ("negative_slope",),
     "ELU": ("alpha",),
+    # the augmentation layers (their `seed` draws from NumPy, not Keras's generator)
+    "RandomFlip": ("mode", "seed", "data_format"),
+    "RandomTranslation": ("height_factor", "width_factor", "fill_mode", "interpolation",
+                          "seed", "fill_value", "data_format"),
+    "RandomRotation": ("factor", "fill_mode", "fill_value", "interpolation", "seed",
+                       "data_format"),
+    "RandomZoom": ("height_factor", "width_factor", "fill_mode", "interpolation", "seed",
+                   "fill_value", "data_format"),
+    "RandomCrop": ("height", "width", "seed", "data_format"),
+    "RandomContrast": ("factor", "value_range", "seed", "data_format"),
+    "RandomBrightness": ("factor", "value_range", "seed", "data_format"),
 }
 _DEFAULTS = {"dilation_rate": ((1, 1), 1), "groups": (1,), "noise_shape": (None,),
              "renorm": (False,),

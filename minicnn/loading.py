@@ -32,7 +32,8 @@ LAYER_CLASSES = {cls.__name__: cls for cls in (
     L.Activation, L.Dropout, L.BatchNormalization, L.Add, L.Subtract, L.Multiply, L.Average,
     L.Maximum, L.Minimum, L.Concatenate, L.GlobalAveragePooling2D, L.GlobalMaxPooling2D,
     L.ZeroPadding2D, L.Cropping2D, L.UpSampling2D, L.Reshape, L.Rescaling, L.Identity,
-    L.Softmax, L.ReLU, L.LeakyReLU, L.ELU)}
+    L.Softmax, L.ReLU, L.LeakyReLU, L.ELU, L.RandomFlip, L.RandomTranslation, L.RandomRotation,
+    L.RandomZoom, L.RandomCrop, L.RandomContrast, L.RandomBrightness)}
 _MODEL_CLASSES = ("Sequential", "Model")  # a model saved as a layer of another
 NESTING = 8                               # how deep models may sit inside models
 _LOAD = threading.local()                 # the parameters one load has made so far

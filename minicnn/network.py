@@ -101,10 +101,9 @@ class Graph:
         # each call's cache is kept aside in ``_saved`` between the two walks
         self.shared = {key for key, count in calls.items() if count > 1}
         self._saved = {}
-        # nodes that read only the model's inputs: with input_gradient=False they may
-        # skip dL/dinput (training needs none)
-        self._first = {id(node) for node in self.nodes
-                       if all(t.node is None for t in node.inputs)}
+        # the node making each tensor (None: a model input), to know which nodes a
+        # training step's backward pass can leave out (``_quiet``)
+        self._feeders = {id(node): [t.node for t in node.inputs] for node in self.nodes}
         self._read = {id(t) for node in self.nodes for t in node.inputs}
 
     def consumed(self, tensor):
@@ -142,6 +141,7 @@ class Graph:
         ``observe(node, grad, fused, dx)``, if given, sees the gradient arriving at each
         node and what it passes down (``trace``)."""
         use = self._substitutes(layers)
+        quiet = set() if input_gradient else self._quiet(use)
         pending, fused, summed = {}, set(), {}
         for tensor, grad, logits in zip(self.outputs, grads, from_logits):
             if grad is not None:
@@ -151,16 +151,16 @@ class Graph:
         for node in reversed(self.nodes):
             layer = use.get(id(node.layer), node.layer)
             grad = pending.pop(id(node.output), None)
-            if grad is None:  # feeds no output that has a gradient
-                continue
+            if grad is None or id(node) in quiet:  # feeds no output that has a gradient,
+                continue                           # or nothing below it needs one
             shared = id(node.layer) in self.shared
             if shared:  # this call's cache, kept aside by forward
                 layer.restore_call_state(self._saved.pop((id(layer), id(node))))
             if id(node.output) in fused:
                 dx = layer.backward_from_logits(grad)
             else:
-                dx = layer.backward(grad, input_gradient=input_gradient
-                                    or id(node) not in self._first)
+                dx = layer.backward(grad, input_gradient=input_gradient or any(
+                    f is not None and id(f) not in quiet for f in self._feeders[id(node)]))
             if shared and layer._grads is not None:
                 # a shared layer's weights get the sum of every call's gradients: the
                 # same chain rule as a tensor feeding several layers, one level down
@@ -175,6 +175,19 @@ class Graph:
         for layer, grads in summed.values():
             layer._grads = grads
         return [pending.get(id(t)) for t in self.inputs]
+
+    def _quiet(self, use):
+        """The nodes a training step need not walk back through: those with no
+        trainable weights whose inputs come only from the model's inputs or from such
+        nodes (augmentation layers in front of the first convolution, say). A node
+        reading only quiet nodes computes no dL/dinput either."""
+        quiet = set()
+        for node in self.nodes:
+            layer = use.get(id(node.layer), node.layer)
+            if (not getattr(layer, "trainable_weights", True)
+                    and all(f is None or id(f) in quiet for f in self._feeders[id(node)])):
+                quiet.add(id(node))
+        return quiet
 
     def release(self):
         """Forget the caches kept aside for shared layers' calls."""

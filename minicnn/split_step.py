@@ -34,6 +34,10 @@ and activation layers: ``_SAME_LAYERS``), and the two that need the whole batch:
   would, and each half computes its rows' part of that one mask (the mask is a hash
   of the key and each unit's index: ``minicnn.ops.dropout``). Same masks, split or
   not.
+- The augmentation layers (RandomFlip, RandomTranslation, ...): the original layer
+  draws the whole batch's parameters, each half applies its rows of them. The draws
+  are made before the halves start, in the order of the layers, as the whole-batch
+  step makes them; a random layer called twice in a graph keeps the step whole.
 
 And only with a kernel set that says its kernels can run on two threads at once
 (``SPLIT_BATCH_ON_THREADS``: numba), batches of SPLIT_MIN_BATCH or more, and one
@@ -42,6 +46,8 @@ process (under MPI every rank has its cores already).
 import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 from . import backend
 
@@ -53,7 +59,9 @@ _SAME_LAYERS = ("Conv2D", "Dense", "Flatten", "Activation", "MaxPooling2D",
                 "Rescaling", "Identity", "Softmax", "ReLU", "LeakyReLU", "ELU",
                 # the merge layers: a graph's residual adds and concatenations
                 "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
-_WHOLE_BATCH_LAYERS = ("BatchNormalization", "Dropout")  # see the module docstring
+_WHOLE_BATCH_LAYERS = ("BatchNormalization", "Dropout", "RandomFlip", "RandomTranslation",
+                       "RandomRotation", "RandomZoom", "RandomCrop", "RandomContrast",
+                       "RandomBrightness")  # see the module docstring
 _WORKER = []  # the second thread, started on first use
 _BLAS = []    # threadpoolctl's controller of the BLAS libraries, made on first use
 
@@ -65,6 +73,9 @@ def suits(model, x):
         return False
     if not all(type(layer).__name__ in _SAME_LAYERS + _WHOLE_BATCH_LAYERS
                for layer in model._layers):
+        return False
+    shared = model._graph.shared if getattr(model, "_graph", None) is not None else ()
+    if any(id(layer) in shared for layer in model._layers if _draws(layer)):
         return False
     kernels = backend.kernels_for(x, *[w for layer in model._layers for w in layer.weights])
     return kernels is not None and kernels.SPLIT_BATCH_ON_THREADS
@@ -89,10 +100,16 @@ class _Exchange:
         return total
 
 
+def _draws(layer):
+    """Whether a training step of ``layer`` draws random numbers."""
+    return type(layer).__name__ == "Dropout" or hasattr(layer, "rows_of")
+
+
 def _halves(model, parts, exchange):
     """Two lists of shallow copies of the model's layers (same weights, own caches and
     gradients), set up for their halves as the module docstring says."""
     copies = [[], []]
+    batch = parts[1].stop
     for layer in model._layers:
         pair = [copy.copy(layer) for _ in parts]
         kind = type(layer).__name__
@@ -100,6 +117,12 @@ def _halves(model, parts, exchange):
             key = layer.draw_key()
             for half, part in zip(pair, parts):
                 half._step_key, half._row_offset = key, part.start
+        elif hasattr(layer, "rows_of"):
+            # the draw needs only the batch's shape: a view of one zero, no copy
+            shape_only = np.broadcast_to(np.zeros((), np.float32), (batch,) + layer.input_shape)
+            drawn = layer.draw(shape_only)
+            for half, part in zip(pair, parts):
+                half._step_draw = layer.rows_of(drawn, part, batch)
         elif kind == "BatchNormalization":
             for k, half in enumerate(pair):
                 half._sum_over_halves = exchange.sum_for(k)

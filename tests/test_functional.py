@@ -366,3 +366,32 @@ def test_input_layers_stand_where_keras_lists_them():
             == ["a", "d1", "d2", "b", "c", "cat", "cat2", "out"]
         assert ours.get_layer(index=3).output is ours.inputs[1]  # b, both orders
         assert [w.shape for w in ours.weights] == [tuple(w.shape) for w in theirs.weights]
+
+
+def test_a_training_step_leaves_out_the_backward_of_layers_before_any_weights(monkeypatch):
+    """Augmentation and rescaling in front of the first convolution change no weight
+    and need no gradient: train_on_batch walks back through neither, while a layer
+    fed by weights (the Add) still gets its gradient; backward(input_gradient=True)
+    walks through all."""
+    L = mc.layers
+    calls = []
+    for cls in (L.RandomFlip, L.Rescaling, L.Add, L.Conv2D):
+        original = cls.backward
+
+        def spy(self, dy, input_gradient=True, original=original):
+            calls.append((type(self).__name__, input_gradient))
+            return original(self, dy, input_gradient)
+        monkeypatch.setattr(cls, "backward", spy)
+    inputs = mc.Input((6, 6, 1))
+    scaled = L.Rescaling(0.5)(L.RandomFlip()(inputs))
+    merged = L.Add()([L.Conv2D(1, 3, padding="same")(scaled), scaled])
+    model = mc.Model(inputs, L.Dense(3, activation="softmax")(L.Flatten()(merged)))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((4, 6, 6, 1)).astype(np.float32)
+    model.train_on_batch(x, np.zeros(4, int))
+    assert sorted(calls) == [("Add", True), ("Conv2D", False)]
+    calls.clear()
+    model.forward(x, training=True)
+    model.backward(np.ones((4, 3), np.float32))
+    assert sorted(calls) == [("Add", True), ("Conv2D", True), ("RandomFlip", True),
+                             ("Rescaling", True)]

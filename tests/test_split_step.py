@@ -265,3 +265,48 @@ def test_an_error_in_the_second_half_reaches_the_caller(numba_backend, monkeypat
     with pytest.raises(RuntimeError, match="second half failed"):
         model.train_on_batch(x, np.zeros(128, int))
     assert sorted(calls) == [64, 64]
+
+
+def augmented_lenet():
+    """Augmentation layers (unseeded: the global generator, beside an unseeded Dropout)
+    ahead of the convolutions."""
+    L = mc.layers
+    return Sequential([
+        L.Input((12, 12, 1)),
+        L.RandomFlip("horizontal"),
+        L.RandomTranslation(0.2, 0.2, seed=3),
+        L.RandomRotation(0.1, fill_mode="nearest"),
+        L.RandomContrast(0.3, value_range=(0, 1)),
+        L.RandomCrop(10, 10),
+        Conv2D(4, 3, padding="same", activation="relu"),
+        Dropout(0.3),
+        L.RandomBrightness(0.1, value_range=(0, 1)),
+        MaxPooling2D(2),
+        Flatten(),
+        Dense(10, activation="softmax"),
+    ])
+
+
+@pytest.mark.parametrize("floatx", ["float64", "float32"])
+def test_augmentation_layers_take_the_halves(numba_backend, floatx):
+    """One draw for the whole batch, made in the order of the layers; each half applies
+    its rows: the whole batch's step, to rounding, and the generators left alike."""
+    split, split_losses = train(floatx, build=augmented_lenet)
+    after_split = mc.utils.global_rng().random()
+    whole, whole_losses = train(floatx, split=False, build=augmented_lenet)
+    after_whole = mc.utils.global_rng().random()
+    rtol, atol = (1e-10, 1e-12) if floatx == "float64" else (2e-5, 2e-6)
+    np.testing.assert_allclose(split_losses, whole_losses, rtol=rtol)
+    for a, b in zip(split, whole):
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol)
+    assert after_split == after_whole
+
+
+def test_a_random_layer_called_twice_keeps_the_step_whole(numba_backend):
+    inputs = mc.Input((12, 12, 1))
+    flip = mc.layers.RandomFlip()
+    merged = mc.layers.Add()([flip(inputs), flip(inputs)])
+    model = mc.Model(inputs, Dense(10, activation="softmax")(Flatten()(merged)))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.build((12, 12, 1)) if not model.built else None
+    assert not split_step.suits(model, np.zeros((128, 12, 12, 1), np.float32))

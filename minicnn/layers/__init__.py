@@ -1,6 +1,8 @@
 """Keras-shaped layers. Each validates its arguments in ``__init__``, creates its
 weights in ``build`` and calls the pure ops of ``minicnn.ops`` in forward/backward."""
 from .activations import ELU, LeakyReLU, ReLU, Softmax
+from .augmentation import (RandomBrightness, RandomContrast, RandomCrop, RandomFlip,
+                           RandomRotation, RandomTranslation, RandomZoom)
 from .base import Layer
 from .conv import Conv2D
 from .core import Activation, Dense, Dropout, Flatten
@@ -18,7 +20,8 @@ __all__ = ["Input", "InputLayer", "Layer", "Conv2D", "MaxPooling2D", "AveragePoo
            "Multiply", "Average", "Maximum", "Minimum", "Concatenate",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "ZeroPadding2D", "Cropping2D",
            "UpSampling2D", "Reshape", "Rescaling", "Identity", "Softmax", "ReLU", "LeakyReLU",
-           "ELU"]
+           "ELU", "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
+           "RandomCrop", "RandomContrast", "RandomBrightness"]
 
 
 def __getattr__(name):
