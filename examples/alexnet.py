@@ -1,23 +1,29 @@
 """The AlexNet variant of the Keras notebooks (224x224x3, batch norm, dropout 0.4,
 17 classes; 24,834,833 parameters), trained with minicnn.
 
-    python examples/alexnet.py --data flowers17/        # class-per-folder images
+    python examples/alexnet.py --data flowers17/        # class-per-folder images, read
+                                                        # batch by batch as training goes
     python examples/alexnet.py --data 17flowers.npz     # an npz with X and Y arrays
     python examples/alexnet.py --steps 3                # no data: a few steps on the
                                                         # shipped Fashion-MNIST subset
 """
 import argparse
+import os
 import time
 
 import numpy as np
 
 import minicnn as mc
-from minicnn.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, MaxPooling2D
+from minicnn.layers import (BatchNormalization, Conv2D, Dense, Dropout, Flatten,
+                            MaxPooling2D, Rescaling)
 from minicnn.models import Sequential
 
 
-def alexnet(input_shape=(224, 224, 3), classes=17):
-    return Sequential([
+def alexnet(input_shape=(224, 224, 3), classes=17, rescale=False):
+    """The model; ``rescale=True`` puts ``Rescaling(1 / 255)`` first, for images with
+    values 0..255 as ``mc.datasets.image_folder`` gives them (no parameters added)."""
+    first = [Rescaling(1 / 255, input_shape=input_shape)] if rescale else []
+    return Sequential(first + [
         Conv2D(96, (11, 11), strides=(4, 4), padding="valid", activation="relu",
                input_shape=input_shape),
         MaxPooling2D((3, 3), strides=(2, 2)),
@@ -66,12 +72,21 @@ def main(argv=None):
 
     mc.backend.set_backend(args.backend)
     mc.utils.set_random_seed(args.seed)
-    model = alexnet()
+    folder = args.data is not None and os.path.isdir(args.data)
+    model = alexnet(rescale=folder)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     model.summary()
 
-    if args.data:
+    if folder:  # files listed now, each batch decoded on worker threads when it is due
+        train, val = mc.datasets.image_folder(args.data, image_size=(224, 224),
+                                              batch_size=args.batch_size, seed=args.seed,
+                                              validation_split=0.1, subset="both")
+        print(f"{len(train.file_paths)} training and {len(val.file_paths)} validation "
+              f"images of {len(train.class_names)} classes from {args.data}")
+        model.fit(train, validation_data=val, epochs=args.epochs, seed=args.seed)
+        return
+    if args.data:  # an npz: its arrays in memory
         x, y, classes = mc.datasets.load_image_folder(args.data, (224, 224))
         print(f"{len(x)} images of {len(classes)} classes from {args.data}")
         x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x.astype(np.float32)

@@ -268,31 +268,38 @@ class Trainer:
             self._shuffle_rng = np.random.default_rng(int(global_rng().integers(2**63)))
         return self._shuffle_rng
 
-    def fit(self, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
-            validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None,
-            check_numerics=True, terminate_on_nan=True, sample_weight=None, class_weight=None):
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
+            validation_data=None, validation_split=0.0, shuffle=True, callbacks=None,
+            initial_epoch=0, seed=None, check_numerics=True, terminate_on_nan=True,
+            sample_weight=None, class_weight=None, steps_per_epoch=None,
+            validation_steps=None):
         """Train for ``epochs`` epochs of mini-batches; returns a ``History``. The loop
-        is ``minicnn.training.fit``, which documents every argument; ``sample_weight``
-        (one per sample) and ``class_weight`` ({class: weight}) weight each sample's
-        loss as Keras does: ``sum(w * loss) / N`` per batch, metrics unweighted."""
+        is ``minicnn.training.fit``, which documents every argument; ``x`` may also be
+        an iterable of ``(x, y[, sample_weight])`` batches or a ``PyDataset`` (data that
+        need not fit in memory). ``sample_weight`` (one per sample) and
+        ``class_weight`` ({class: weight}) weight each sample's loss as Keras does:
+        ``sum(w * loss) / N`` per batch, metrics unweighted."""
         return training.fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose,
                             validation_data=validation_data, validation_split=validation_split,
                             shuffle=shuffle, callbacks=callbacks, initial_epoch=initial_epoch,
                             seed=seed, check_numerics=check_numerics,
                             terminate_on_nan=terminate_on_nan, sample_weight=sample_weight,
-                            class_weight=class_weight)
+                            class_weight=class_weight, steps_per_epoch=steps_per_epoch,
+                            validation_steps=validation_steps)
 
-    def predict(self, x, batch_size=32, verbose=0, callbacks=None):
-        """Outputs for ``x`` in inference mode, as one host (NumPy) array (a list of
-        them for a model with several outputs); ``callbacks`` get the predict hooks."""
+    def predict(self, x, batch_size=None, verbose=0, callbacks=None, steps=None):
+        """Outputs for ``x`` (arrays, or batches of x from an iterable or a PyDataset)
+        in inference mode, as one host (NumPy) array (a list of them for a model with
+        several outputs); ``callbacks`` get the predict hooks."""
         return training.predict(self, x, batch_size=batch_size, verbose=verbose,
-                                callbacks=callbacks)
+                                callbacks=callbacks, steps=steps)
 
-    def evaluate(self, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True,
-                 callbacks=None, sample_weight=None):
-        """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
-        ``check_numerics``: refuse data holding NaN or Inf (see ``fit``); ``callbacks``
-        get the test hooks; ``sample_weight`` weights each sample's loss (see ``fit``)."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False,
+                 check_numerics=True, callbacks=None, sample_weight=None, steps=None):
+        """Loss (and metrics) over ``(x, y)`` (or streamed batches, as ``fit`` takes
+        them) in inference mode, averaged over samples. ``check_numerics``: refuse data
+        holding NaN or Inf (see ``fit``); ``callbacks`` get the test hooks;
+        ``sample_weight`` weights each sample's loss (see ``fit``)."""
         return training.evaluate(self, x, y, batch_size=batch_size, verbose=verbose,
                                  return_dict=return_dict, check_numerics=check_numerics,
-                                 callbacks=callbacks, sample_weight=sample_weight)
+                                 callbacks=callbacks, sample_weight=sample_weight, steps=steps)

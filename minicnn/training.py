@@ -2,97 +2,70 @@
 
 ``Sequential`` (``minicnn.models``) holds a model's structure and one step of it
 (forward, loss, backward, update: ``_train_step``); this module runs those steps over
-a data set: batching and shuffling, the running logs and the progress bar, callbacks,
-validation, the checks on the data before training, and Ctrl-C between steps. The
-model's methods of the same names call these functions.
+a data set: the epochs and their running logs, the progress bar, callbacks,
+validation, and Ctrl-C between steps. The data arrive as batches from an
+``EpochIterator`` (``minicnn.data_adapters``), the same loop for arrays (sliced and
+shuffled there, checked whole before the first step: ``minicnn.loop_data``) and for
+streamed data (generators, lists of batches, PyDatasets, checked batch by batch).
+The model's methods of the same names call these functions.
 """
-import math
 import numbers
 import signal
 import sys
 import threading
 import time
+import warnings
+from contextlib import closing
 
 import numpy as np
 
-from . import callbacks as callbacks_module, model_data, step_memory
+from . import callbacks as callbacks_module, data_adapters, loop_data, model_data
 from .backend import to_host
 
 
-def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=None,
-        validation_split=0.0, shuffle=True, callbacks=None, initial_epoch=0, seed=None,
-        check_numerics=True, terminate_on_nan=True, sample_weight=None, class_weight=None):
+def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto",
+        validation_data=None, validation_split=0.0, shuffle=True, callbacks=None,
+        initial_epoch=0, seed=None, check_numerics=True, terminate_on_nan=True,
+        sample_weight=None, class_weight=None, steps_per_epoch=None, validation_steps=None):
     """Train for ``epochs`` epochs of mini-batches; returns a ``History``.
+
+    ``x`` and ``y`` are arrays (``batch_size`` of them per step, 32 by default), or
+    ``x`` alone brings its batches: an iterable of ``(x, y)`` or ``(x, y,
+    sample_weight)`` (a generator, a list of tuples) or a ``PyDataset``, read one batch
+    at a time so the data need not fit in memory (``minicnn.data_adapters``: Keras's
+    rules on ``steps_per_epoch`` and ``validation_steps``). ``validation_data`` is
+    ``(x_val, y_val[, sample_weight_val])`` or streamed the same way.
 
     ``seed`` seeds the model's shuffling generator (default: drawn once from the
     generator of ``minicnn.utils.set_random_seed``); the generator then goes on
     from epoch to epoch and from one ``fit`` to the next, and ``save`` keeps its
     state, so training resumed from a file shuffles as if it had never stopped.
-    ``check_numerics``: refuse data holding NaN or Inf (one pass over x, y and the
-    validation data before training). ``terminate_on_nan``: stop when a batch's
-    loss is NaN or Inf, keeping the weights of the last step with a finite loss
-    (Keras's TerminateOnNaN, on by default here). Ctrl-C stops cleanly after the
+    ``check_numerics``: refuse data holding NaN or Inf (one pass over the arrays
+    before training; each streamed batch as it comes). ``terminate_on_nan``: stop when
+    a batch's loss is NaN or Inf, keeping the weights of the last step with a finite
+    loss (Keras's TerminateOnNaN, on by default here). Ctrl-C stops cleanly after the
     step in progress, keeping the weights of the last completed step.
     """
     model._require_compiled("fit()")
-    who = f"{type(model).__name__} '{model.name}'"
-    batch_size = _check_batch_size(model, "fit()", batch_size)
     epochs = _check_count(model, "fit()", "epochs", epochs)
     initial_epoch = _check_count(model, "fit()", "initial_epoch", initial_epoch)
     given_verbose = verbose  # the callbacks' params get it as given ("auto"), as Keras's
     verbose = _check_verbose(model, "fit()", verbose)
-    if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-            or not 0 <= validation_split < 1:
-        raise ValueError(f"{who}: fit() expects validation_split to be a "
-                         f"number in [0, 1). Received: validation_split={validation_split!r}")
-    if validation_data is not None and (not isinstance(validation_data, (tuple, list))
-                                        or len(validation_data) not in (2, 3)):
-        raise ValueError(f"{who}: fit() expects validation_data=(x_val, y_val) or (x_val, "
-                         f"y_val, sample_weight_val). Received: "
-                         f"{_describe(validation_data)}")
-    x, y = model_data.inputs(model, x, "fit()"), model_data.targets(model, y, "fit()")
-    model._check_xy(x, y, "fit()")
-    count = model_data.rows(x)
-    weights = model_data.sample_weights(model, y, sample_weight, class_weight, "fit()")
-    val_weights = None
-    if validation_split and validation_data is None:
-        split = int(count * (1 - validation_split))  # Keras: the last samples, unshuffled
-        if split in (0, count):
-            raise ValueError(f"{who}: {count} samples cannot be split "
-                             f"into training and validation sets with validation_split="
-                             f"{validation_split}; use more data or a different split")
-        validation_data = (model_data.take(x, slice(split, None)),
-                           model_data.take(y, slice(split, None)))
-        x, y = model_data.take(x, slice(0, split)), model_data.take(y, slice(0, split))
-        if weights is not None:  # Keras splits the sample weights alike
-            weights, val_weights = weights[:split], weights[split:]
-        count = split
-    elif validation_data is not None:
-        given = validation_data
-        validation_data = (model_data.inputs(model, given[0], "fit() (validation x)"),
-                           model_data.targets(model, given[1], "fit() (validation y)"))
-        if len(given) == 3 and given[2] is not None:
-            val_weights = model_data.sample_weights(model, validation_data[1], given[2], None,
-                                                    "fit() (validation_data)")
-    if validation_data is not None:
-        model._check_xy(*validation_data, "fit() (validation_data)")
-    if check_numerics:
-        model._check_finite("fit()", _named(model, x, y) + (
-            _named(model, *validation_data, "validation ")
-            if validation_data is not None else []))
-    # every target, before the first step: a bad label anywhere changes no weight
-    _check_targets(model, y, "fit() (y)")
-    if validation_data is not None:
-        _check_targets(model, validation_data[1], "fit() (validation y)")
-    step_memory.check(model, min(batch_size, count), "fit()", training=True)
+    data, val_data = loop_data.fit_data(
+        model, x, y, batch_size, steps_per_epoch, shuffle, None, sample_weight,
+        class_weight, validation_data, validation_split, validation_steps, check_numerics,
+        epochs - initial_epoch)
     # The processes training together (one, unless the optimizer is distributed): only
     # rank 0 prints and runs the callbacks; the epoch's figures are the ranks' mean.
     ranks = model.optimizer.communicator
+    if ranks.size > 1 and data.source.streamed:
+        raise ValueError(f"{type(model).__name__} '{model.name}': distributed fit() takes "
+                         f"arrays (each rank's shard), not streamed batches")
     say = print if ranks.rank == 0 else _silent
     verbose = verbose if ranks.rank == 0 else 0
-    rng = model._shuffling(seed)
+    data.source.rng = model._shuffling(seed)
 
-    steps = math.ceil(count / batch_size)
+    steps = data.num_batches  # None: a generator's length, unknown until it ends
     # Keras's list: the callbacks as given, then the History (one given is used instead)
     if ranks.rank == 0 and isinstance(callbacks, callbacks_module.CallbackList):
         cbs = callbacks  # used as it is, as Keras does
@@ -107,64 +80,74 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
     history = cbs._history
     model.stop_training = False
     model.history = history
+    model._fit_data = data  # BackupAndRestore's view of the pass (until fit closes it)
     nonfinite = None
     training_logs = {}
-    with _DeferredInterrupt() as interrupt:
+    # the passes in progress end with fit, however it ends (a PyDataset's threads too)
+    with _DeferredInterrupt() as interrupt, closing(data), closing(val_data or data):
         cbs.on_train_begin()
+        # where a BackupAndRestore's backup resumes (Keras's model._initial_epoch)
+        initial_epoch = getattr(model, "_initial_epoch", None) or initial_epoch
+        model._initial_epoch = None
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             _share_learning_rate(model, ranks)  # a LearningRateScheduler's, from rank 0
-            order = rng.permutation(count) if shuffle else np.arange(count)
-            progress = _Progress(verbose, epoch, epochs, steps)
-            totals, seen, logs = {}, 0, {}
-            for step in range(steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                cbs.on_train_batch_begin(step)
-                batch_logs = model._train_step(
-                    model_data.take(x, idx), model_data.take(y, idx),
-                    finite_only=terminate_on_nan,
-                    sample_weight=None if weights is None else weights[idx])
-                if batch_logs.pop("applied", True) is False:
-                    nonfinite = (epoch, step)
-                    # the callbacks see the batch as Keras's do (TerminateOnNaN too)
-                    cbs.on_train_batch_end(step, {
-                        k: (totals.get(k, 0.0) + v * len(idx)) / (seen + len(idx))
-                        for k, v in batch_logs.items()})
-                    break
-                seen += len(idx)
-                for key, value in batch_logs.items():  # Keras's running, sample-weighted mean
-                    totals[key] = totals.get(key, 0.0) + value * len(idx)
-                logs = {k: totals[k] / seen for k in totals}
-                progress.update(step + 1, logs)
-                cbs.on_train_batch_end(step, logs)
-                # a Ctrl-C on any rank stops them all; so does rank 0's callbacks' stop
-                # (Keras checks stop_training after every batch): one collective call
-                if ranks.size > 1:
-                    flags = ranks.sum(np.array([interrupt.requested, model.stop_training],
-                                               dtype=np.int64))
-                    interrupt.requested = bool(flags[0])
-                    model.stop_training = bool(flags[1])
-                if interrupt.requested:
-                    break
-                if model.stop_training:
-                    break  # the epoch still ends: validation and on_epoch_end, as in Keras
+            progress = _Progress(verbose, epoch, epochs, data.num_batches)
+            totals, seen, logs, step = {}, 0, {}, None
+            with closing(data.epoch()) as batches:
+                for step, xb, yb, wb in batches:
+                    size = model_data.rows(xb)
+                    cbs.on_train_batch_begin(step)
+                    batch_logs = model._train_step(xb, yb, finite_only=terminate_on_nan,
+                                                   sample_weight=wb)
+                    if batch_logs.pop("applied", True) is False:
+                        nonfinite = (epoch, step)
+                        # the callbacks see the batch as Keras's do (TerminateOnNaN too)
+                        cbs.on_train_batch_end(step, {
+                            k: (totals.get(k, 0.0) + v * size) / (seen + size)
+                            for k, v in batch_logs.items()})
+                        break
+                    seen += size
+                    for key, value in batch_logs.items():  # Keras's running, weighted mean
+                        totals[key] = totals.get(key, 0.0) + value * size
+                    logs = {k: totals[k] / seen for k in totals}
+                    progress.update(step + 1, logs)
+                    cbs.on_train_batch_end(step, logs)
+                    # a Ctrl-C on any rank stops them all; so does rank 0's callbacks'
+                    # stop (Keras checks stop_training after every batch): one call
+                    if ranks.size > 1:
+                        flags = ranks.sum(np.array([interrupt.requested,
+                                                    model.stop_training], dtype=np.int64))
+                        interrupt.requested = bool(flags[0])
+                        model.stop_training = bool(flags[1])
+                    if interrupt.requested:
+                        break
+                    if model.stop_training:
+                        break  # the epoch still ends: validation and on_epoch_end, as Keras
+            where = f"epoch {epoch + 1}, step {(step or 0) + 1}/{data.num_batches or '?'}"
             if nonfinite is not None:
                 progress.close(logs if seen else {}, interrupted=True)
-                say(f"Training stopped: the loss became {batch_logs['loss']} in epoch "
-                      f"{epoch + 1}, step {step + 1}/{steps}; the weights are those of the "
-                      f"last step with a finite loss (fit(terminate_on_nan=False) trains "
-                      f"on).")
+                say(f"Training stopped: the loss became {batch_logs['loss']} in {where}; "
+                    f"the weights are those of the last step with a finite loss "
+                    f"(fit(terminate_on_nan=False) trains on).")
                 model.stop_training = True
                 break
             if interrupt.requested:
                 progress.close(logs, interrupted=True)
-                say(f"Training interrupted in epoch {epoch + 1}, step {step + 1}/{steps}; "
-                      "the weights are those after that step.")
+                say(f"Training interrupted in {where}; the weights are those after that "
+                    "step.")
                 break
-            if validation_data is not None:  # the test hooks run, on fit's callbacks
-                val = evaluate(model, *validation_data, batch_size=batch_size, verbose=0,
-                               return_dict=True, check_numerics=False, callbacks=cbs,
-                               sample_weight=val_weights)
+            if step is None and not data.resumed:  # no batch at all: the data had ended
+                progress.close({}, interrupted=True)
+                if epoch == initial_epoch:
+                    raise ValueError(f"{type(model).__name__} '{model.name}': fit() "
+                                     f"received an empty dataset (x gave no batch)")
+                if not data.ran_out:
+                    warnings.warn(data_adapters.RAN_OUT, stacklevel=3)
+                break
+            if val_data is not None:  # the test hooks run, on fit's callbacks
+                val = evaluate(model, val_data, verbose=0, return_dict=True,
+                               callbacks=cbs)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             logs = ranks.mean_logs(logs)
             logs = dict(sorted(logs.items(), key=lambda kv: (kv[0].startswith("val_"),
@@ -174,6 +157,10 @@ def fit(model, x, y, batch_size=32, epochs=1, verbose="auto", validation_data=No
             training_logs = logs
             model.stop_training = ranks.broadcast(model.stop_training)  # rank 0's callbacks
             _share_learning_rate(model, ranks)  # a ReduceLROnPlateau's, from rank 0
+            if data.exhausted and epoch + 1 < epochs and not model.stop_training:
+                if not data.ran_out:  # a generator has ended: Keras's warning, then stop
+                    warnings.warn(data_adapters.RAN_OUT, stacklevel=3)
+                model.stop_training = True
             if model.stop_training:
                 break
         cbs.on_train_end(training_logs)
@@ -191,22 +178,6 @@ def _share_learning_rate(model, ranks):
 # ---------------------------------------------------------------------------------
 # the arguments, checked before the first step
 # ---------------------------------------------------------------------------------
-def _describe(value):
-    return f"{type(value).__name__} {value!r}"[:200]
-
-
-def _check_batch_size(model, what, batch_size):
-    """Keras's default for None (32); else a positive whole number."""
-    if batch_size is None:
-        return 32
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size < 1:
-        raise ValueError(f"{type(model).__name__} '{model.name}': {what} expects batch_size to be a "
-                         f"positive integer (or None for 32). Received: "
-                         f"batch_size={batch_size!r}")
-    return int(batch_size)
-
-
 def _check_count(model, what, name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ValueError(f"{type(model).__name__} '{model.name}': {what} expects {name} to be an integer "
@@ -228,23 +199,6 @@ def _silent(*args, **kwargs):
     """What ranks other than 0 print: nothing."""
 
 
-def _named(model, x, y, prefix=""):
-    """The arrays of ``x`` and ``y`` with names for messages."""
-    return (model_data.named(prefix + "x", x, model.input_names)
-            + model_data.named(prefix + "y", y, model.output_names))
-
-
-def _check_targets(model, y, what):
-    """Every target of every output, at once, against the output's shape."""
-    single = model._single_output
-    samples = [model._sample_out] if single else model._sample_out
-    for objective, targets, sample in zip(model._objectives, [y] if single else y, samples):
-        if objective.loss is not None:
-            name = "" if single else f" for output {objective.prefix[:-1]!r}"
-            objective.loss.check_targets(targets, sample, f"{type(model).__name__} "
-                                                          f"'{model.name}': {what}{name}")
-
-
 def _callback_list(model, callbacks, verbose, steps):
     """evaluate's and predict's callbacks: a CallbackList as it is (fit's, during
     validation), else one made as Keras makes it (epochs=1)."""
@@ -254,75 +208,74 @@ def _callback_list(model, callbacks, verbose, steps):
                                          steps=steps)
 
 
-def predict(model, x, batch_size=32, verbose=0, callbacks=None):
+def predict(model, x, batch_size=None, verbose=0, callbacks=None, steps=None):
     """Outputs for ``x`` in inference mode, as one host (NumPy) array (a list of them,
-    one per output, for a model with several outputs). ``callbacks``: their predict
-    hooks run (``on_predict_batch_end`` gets ``{"outputs": the batch's outputs}``)."""
-    batch_size = _check_batch_size(model, "predict()", batch_size)
+    one per output, for a model with several outputs). ``x``: arrays, or batches of x
+    (``x`` or ``(x,)``; a y in them is not used) from an iterable or a PyDataset;
+    ``steps``: at most that many batches. ``callbacks``: their predict hooks run
+    (``on_predict_batch_end`` gets ``{"outputs": the batch's outputs}``)."""
     _check_verbose(model, "predict()", verbose)
-    x = model_data.inputs(model, x, "predict()")
-    model._check_samples(x, "predict()")
-    count = model_data.rows(x)
-    if count:
-        step_memory.check(model, min(batch_size, count), "predict()", training=False)
-    cbs = _callback_list(model, callbacks, verbose, math.ceil(count / batch_size))
+    data = loop_data.predict_data(model, x, batch_size, steps)
+    cbs = _callback_list(model, callbacks, verbose, data.num_batches)
     model.stop_predicting = False
     cbs.on_predict_begin()
     outs = []
-    for step, i in enumerate(range(0, count, batch_size)):
-        cbs.on_predict_batch_begin(step)
-        out = model.forward(model_data.take(x, slice(i, i + batch_size)), training=False)
-        outs.append([to_host(o) for o in out] if isinstance(out, list) else to_host(out))
-        model._release_caches()
-        cbs.on_predict_batch_end(step, {"outputs": outs[-1]})
-        if model.stop_predicting:
-            break
+    with closing(data), closing(data.epoch()) as batches:
+        for step, xb, _, _ in batches:
+            cbs.on_predict_batch_begin(step)
+            out = model.forward(xb, training=False)
+            outs.append([to_host(o) for o in out] if isinstance(out, list) else to_host(out))
+            model._release_caches()
+            cbs.on_predict_batch_end(step, {"outputs": outs[-1]})
+            if model.stop_predicting:
+                break
     cbs.on_predict_end()
+    if not outs:
+        raise ValueError(f"{type(model).__name__} '{model.name}': predict() received no "
+                         f"batch (empty data)")
     if model._single_output:
         return np.concatenate(outs, axis=0)
     return [np.concatenate(parts, axis=0) for parts in zip(*outs)]
 
 
-def evaluate(model, x, y, batch_size=32, verbose=0, return_dict=False, check_numerics=True,
-             callbacks=None, sample_weight=None):
+def evaluate(model, x=None, y=None, batch_size=None, verbose=0, return_dict=False,
+             check_numerics=True, callbacks=None, sample_weight=None, steps=None):
     """Loss (and metrics) over ``(x, y)`` in inference mode, averaged over samples.
-    ``check_numerics``: refuse data holding NaN or Inf (see ``fit``). ``callbacks``:
-    their test hooks run (``on_test_batch_end`` gets the running means).
-    ``sample_weight``: the loss is ``sum(w * loss) / N`` (Keras's; metrics unweighted)."""
+    ``x``: arrays, or batches from an iterable or a PyDataset (as ``fit`` takes them;
+    ``steps``: at most that many batches). ``check_numerics``: refuse data holding NaN
+    or Inf (see ``fit``). ``callbacks``: their test hooks run (``on_test_batch_end``
+    gets the running means). ``sample_weight``: the loss is ``sum(w * loss) / N``
+    (Keras's; metrics unweighted). fit's validation passes its ``EpochIterator``."""
     model._require_compiled("evaluate()")
-    batch_size = _check_batch_size(model, "evaluate()", batch_size)
     given_verbose = verbose
     verbose = _check_verbose(model, "evaluate()", verbose)
-    x, y = model_data.inputs(model, x, "evaluate()"), model_data.targets(model, y, "evaluate()")
-    model._check_xy(x, y, "evaluate()")
-    if check_numerics:
-        model._check_finite("evaluate()", _named(model, x, y))
-    _check_targets(model, y, "evaluate() (y)")
-    count = model_data.rows(x)
-    weights = model_data.sample_weights(model, y, sample_weight, None, "evaluate()")
-    step_memory.check(model, min(batch_size, count), "evaluate()", training=False)
-    cbs = _callback_list(model, callbacks, given_verbose, math.ceil(count / batch_size))
+    data = x if isinstance(x, data_adapters.EpochIterator) else loop_data.evaluate_data(
+        model, x, y, batch_size, steps, sample_weight, check_numerics)
+    cbs = _callback_list(model, callbacks, given_verbose, data.num_batches)
     model.stop_evaluating = False
     cbs.on_test_begin()
     totals, seen = {}, 0
-    for step, i in enumerate(range(0, count, batch_size)):
-        cbs.on_test_batch_begin(step)
-        part = slice(i, i + batch_size)
-        xb, yb = model_data.take(x, part), model_data.take(y, part)
-        out = model.forward(xb, training=False)
-        model._release_caches()
-        per_sample, y_dev = model._loss_value(yb, out,
-                                              None if weights is None else weights[part])
-        logs = model._batch_logs(y_dev, out, per_sample)
-        size = model_data.rows(xb)
-        seen += size
-        for key, value in logs.items():
-            totals[key] = totals.get(key, 0.0) + value * size
-        if cbs.callbacks:  # Keras's running means so far
-            cbs.on_test_batch_end(step, {k: v / seen for k, v in totals.items()})
-        if model.stop_evaluating:
-            break
-    logs = {k: v / seen for k, v in totals.items()}  # seen == count unless stopped
+    with closing(data.epoch()) as batches:
+        for step, xb, yb, wb in batches:
+            cbs.on_test_batch_begin(step)
+            out = model.forward(xb, training=False)
+            model._release_caches()
+            per_sample, y_dev = model._loss_value(yb, out, wb)
+            logs = model._batch_logs(y_dev, out, per_sample)
+            size = model_data.rows(xb)
+            seen += size
+            for key, value in logs.items():
+                totals[key] = totals.get(key, 0.0) + value * size
+            if cbs.callbacks:  # Keras's running means so far
+                cbs.on_test_batch_end(step, {k: v / seen for k, v in totals.items()})
+            if model.stop_evaluating:
+                break
+    if data is not x:  # fit's validation pass may go on in the next epoch
+        data.close()
+    if not seen:
+        raise ValueError(f"{type(model).__name__} '{model.name}': {data.what} received no "
+                         f"batch (empty data, or a generator that has ended)")
+    logs = {k: v / seen for k, v in totals.items()}  # every sample unless stopped
     cbs.on_test_end(logs)
     if verbose:
         print(" - ".join(f"{k}: {v:.4f}" for k, v in sorted(logs.items())))
@@ -363,14 +316,15 @@ def _interactive(stream):
 
 class _Progress:
     """Keras-style epoch progress: a live bar (verbose=1, via tqdm, on a terminal or in
-    a notebook) or one line per epoch (verbose=2, and verbose=1 on any other stream)."""
+    a notebook) or one line per epoch (verbose=2, and verbose=1 on any other stream).
+    ``steps`` None: the epoch's length is unknown (a generator's first pass)."""
 
     def __init__(self, verbose, epoch, epochs, steps):
         if verbose == 1 and not _interactive(sys.stdout):
             verbose = 2  # a CI log or a file: one line per epoch, not redrawn bars
         self.verbose, self.steps = verbose, steps
         self.start = time.perf_counter()
-        self.bar = None
+        self.bar, self.done = None, 0
         if verbose and epochs > 1:  # Keras prints no header for a single epoch
             print(f"Epoch {epoch + 1}/{epochs}")
         if verbose == 1:
@@ -385,6 +339,7 @@ class _Progress:
         return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
 
     def update(self, step, logs):
+        self.done = step
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix_str("- " + self._format(logs), refresh=False)
@@ -394,6 +349,6 @@ class _Progress:
             self.bar.set_postfix_str("- " + self._format(logs), refresh=False)  # close() draws it
             self.bar.close()
         elif self.verbose == 2 and not interrupted:
-            elapsed = time.perf_counter() - self.start
-            print(f"{self.steps}/{self.steps} - {elapsed:.0f}s - "
-                  f"{1000 * elapsed / self.steps:.0f}ms/step - {self._format(logs)}")
+            elapsed, done = time.perf_counter() - self.start, self.done
+            print(f"{done}/{self.steps or done} - {elapsed:.0f}s - "
+                  f"{1000 * elapsed / max(done, 1):.0f}ms/step - {self._format(logs)}")

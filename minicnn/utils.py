@@ -1,15 +1,17 @@
-"""Keras's ``keras.utils`` helpers: ``set_random_seed``, ``to_categorical``, ``normalize``.
+"""Keras's ``keras.utils`` helpers: ``set_random_seed``, ``to_categorical``, ``normalize``,
+and ``PyDataset``, the base class of data sets read one batch at a time.
 
 ``set_random_seed(s)`` makes weight initialisation and unseeded dropout masks repeat
 from run to run, and seeds Python's ``random`` and NumPy's global generator as
 ``keras.utils.set_random_seed`` does. ``to_categorical`` and ``normalize`` return what
 Keras 3 returns for NumPy input (``keras/src/utils/numerical_utils.py``).
 """
+import itertools
 import random
 
 import numpy as np
 
-__all__ = ["set_random_seed", "to_categorical", "normalize"]
+__all__ = ["set_random_seed", "to_categorical", "normalize", "PyDataset", "Sequence"]
 
 _RNG = np.random.default_rng()
 
@@ -34,6 +36,78 @@ def global_rng():
 
 def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+class PyDataset:
+    """A data set read one batch at a time, as Keras's ``keras.utils.PyDataset``.
+
+    A subclass defines ``__len__`` (the number of batches) and ``__getitem__(i)`` (batch
+    ``i``: ``(x, y)``, ``(x, y, sample_weight)``, or x alone for ``predict``), and may
+    define ``on_epoch_begin`` / ``on_epoch_end``, which ``fit`` calls at each epoch's
+    start and end (to reshuffle, say). ``fit(dataset)`` reads the batches in index
+    order, or in a new random order each epoch with ``shuffle=True`` (Keras's rule;
+    the model's shuffling generator draws it); ``evaluate`` and ``predict`` in order.
+    A subclass can say it is endless by a ``num_batches`` property returning None (fit
+    then needs ``steps_per_epoch``).
+
+    ``workers``: with more than 1, that many threads fetch the next batches while the
+    model trains on the current one (at most ``max_queue_size`` ahead): useful when
+    ``__getitem__`` waits on files or on code that releases the GIL, as image
+    decoding does. ``use_multiprocessing=True`` (Keras's worker processes) is refused:
+    minicnn never copies a data set into other processes.
+
+        class Batches(minicnn.utils.PyDataset):
+            def __init__(self, x, y, batch_size, **kwargs):
+                super().__init__(**kwargs)
+                self.x, self.y, self.batch_size = x, y, batch_size
+
+            def __len__(self):
+                return math.ceil(len(self.x) / self.batch_size)
+
+            def __getitem__(self, i):
+                part = slice(i * self.batch_size, (i + 1) * self.batch_size)
+                return self.x[part], self.y[part]
+    """
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        if not _is_int(workers) or workers < 0:
+            raise ValueError(f"{type(self).__name__}: workers must be an int >= 0. "
+                             f"Received: workers={workers!r}")
+        if not _is_int(max_queue_size) or max_queue_size < 1:
+            raise ValueError(f"{type(self).__name__}: max_queue_size must be an int >= 1. "
+                             f"Received: max_queue_size={max_queue_size!r}")
+        if use_multiprocessing:
+            raise ValueError(f"{type(self).__name__}: use_multiprocessing=True is not "
+                             f"supported: minicnn fetches batches on threads; pass "
+                             f"workers=n (n > 1) for n threads")
+        self.workers, self.use_multiprocessing = int(workers), False
+        self.max_queue_size = int(max_queue_size)
+
+    def __getitem__(self, index):
+        """Batch ``index``."""
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    @property
+    def num_batches(self):
+        """The number of batches (``len(self)``); None for an endless data set."""
+        if hasattr(self, "__len__"):
+            return len(self)
+        raise NotImplementedError(f"{type(self).__name__} must define __len__ (or a "
+                                  f"num_batches property)")
+
+    def __iter__(self):
+        count = self.num_batches
+        for index in (range(count) if count is not None else itertools.count()):
+            yield self[index]
+
+    def on_epoch_begin(self):
+        """Called at the start of every epoch."""
+
+    def on_epoch_end(self):
+        """Called at the end of every epoch."""
+
+
+Sequence = PyDataset  # Keras's older name for it
 
 
 def _host(x):

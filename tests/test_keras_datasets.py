@@ -197,7 +197,7 @@ def test_dataset_modules_are_importable_like_keras(name):
 
 
 @pytest.mark.parametrize("module, name", [(ds, "cifar100"), (ds, "imdb"),
-                                          (utils, "plot_model"), (utils, "PyDataset")])
+                                          (utils, "plot_model"), (utils, "get_file")])
 def test_what_keras_has_and_minicnn_lacks_says_so(module, name):
     with pytest.raises(AttributeError, match=r"^" + re.escape(f"{module.__name__}.{name} is "
                                                                 "not implemented in minicnn")):

@@ -1,4 +1,5 @@
-"""Datasets: Fashion-MNIST, MNIST, CIFAR-10 and image folders, as NumPy arrays.
+"""Datasets: Fashion-MNIST, MNIST, CIFAR-10 and image folders, as NumPy arrays (and
+``image_folder``: a folder read batch by batch, for data larger than memory).
 
 Keras's modules are here too: ``datasets.mnist``, ``datasets.fashion_mnist`` and
 ``datasets.cifar10``, whose ``load_data()`` returns exactly what Keras 3's returns
@@ -33,7 +34,8 @@ from .download import fetch
 from .idx import read_idx
 
 __all__ = ["load_fashion_mnist", "load_mnist", "load_cifar10", "load_image_folder",
-           "read_idx", "subset_dir", "keras_datasets_dir", "mnist", "fashion_mnist", "cifar10"]
+           "image_folder", "read_idx", "subset_dir", "keras_datasets_dir", "mnist",
+           "fashion_mnist", "cifar10"]
 
 # Where Debian's dataset packages put their files (dataset-fashion-mnist).
 SYSTEM_DIR = "/usr/share/datasets"
@@ -394,4 +396,4 @@ def __getattr__(name):
 
 # Keras's dataset modules (they use the functions above), and image folders.
 from . import cifar10, fashion_mnist, mnist  # noqa: E402
-from .image_folder import IMAGE_SUFFIXES, load_image_folder  # noqa: E402,F401
+from .image_folder import IMAGE_SUFFIXES, image_folder, load_image_folder  # noqa: E402,F401
