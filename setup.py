@@ -12,9 +12,12 @@ setup(
     python_requires=">=3.10",
     install_requires=["numpy>=1.23", "numba>=0.58", "tqdm>=4.60", "threadpoolctl>=3"],
     extras_require={
-        # nbclient, nbformat and ipykernel execute examples/notebooks in the tests
+        # nbclient, nbformat and ipykernel execute examples/notebooks in the tests;
+        # tensorboardX writes and tensorboard reads back the TensorBoard callback's files
+        # (wheels only, about 20 MB: no TensorFlow)
         "test": ["pytest>=7", "hypothesis>=6.80", "scipy>=1.9", "pillow>=9",
-                 "nbclient>=0.7", "nbformat>=5", "ipykernel>=6"],
+                 "nbclient>=0.7", "nbformat>=5", "ipykernel>=6",
+                 "tensorboardX>=2.6", "tensorboard>=2.10"],
         # CuPy for the cupy backend: the wheel that matches the NVIDIA driver's CUDA
         # version (nvidia-smi shows it; minicnn.backend.cupy_install_hint() says which),
         # with CUDA's libraries (cuBLAS, NVRTC, ...) as wheels: no system toolkit needed
@@ -26,6 +29,9 @@ setup(
         # data-parallel training (minicnn.distributed): MPI from wheels alone
         "mpi": ["mpi4py>=3.1", "mpich", "threadpoolctl>=3"],
         "plot": ["matplotlib>=3.5"],
+        # minicnn.callbacks.TensorBoard writes its event files with tensorboardX (small,
+        # no TensorFlow); viewing them needs TensorBoard itself: pip install tensorboard
+        "tensorboard": ["tensorboardX>=2.6"],
         "images": ["pillow>=9"],
     },
     license="MIT",

@@ -1,7 +1,7 @@
 """Training callbacks with Keras 3's names, arguments and behaviour: the ``Callback``
 hooks and ``CallbackList``, History, EarlyStopping, ModelCheckpoint, CSVLogger,
-LearningRateScheduler, ReduceLROnPlateau, LambdaCallback, TerminateOnNaN and
-BackupAndRestore.
+LearningRateScheduler, ReduceLROnPlateau, LambdaCallback, TerminateOnNaN,
+TensorBoard and BackupAndRestore.
 
 ``fit``, ``evaluate`` and ``predict`` (``minicnn.training``) call the hooks at the
 moments Keras 3 calls them, through a ``CallbackList`` that holds the callbacks in the
@@ -245,7 +245,8 @@ from .monitoring import CSVLogger, EarlyStopping, ModelCheckpoint  # noqa: E402
 from .learning_rate import LearningRateScheduler, ReduceLROnPlateau  # noqa: E402
 from .hooks import LambdaCallback, TerminateOnNaN  # noqa: E402
 from .backup import BackupAndRestore  # noqa: E402
+from .tensorboard import TensorBoard  # noqa: E402 - tensorboardX only when constructed
 
 __all__ = ["Callback", "CallbackList", "History", "EarlyStopping", "ModelCheckpoint",
            "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LambdaCallback",
-           "TerminateOnNaN", "BackupAndRestore"]
+           "TerminateOnNaN", "TensorBoard", "BackupAndRestore"]
