@@ -7,10 +7,11 @@ the share of the step that BatchNormalization and Dropout take.
 
 Models (Fashion-MNIST-sized input 28x28x1, batch 128, Adam, sparse cross-entropy):
 
-    modern      4 x [Conv2D 3x3 'same' (16, 16, 32, 32) -> BatchNormalization -> ReLU],
-                MaxPooling2D(2) + Dropout(0.25) after the 2nd and the 4th, Dense(10)
-    modern-relu-first   the same with the relu in the convolution, BN after it
-    plain       the modern model without BatchNormalization and Dropout (relu in the conv)
+    modern      4 x [Conv2D 3x3 'same' relu (16, 16, 32, 32) -> BatchNormalization],
+                MaxPooling2D(2) + Dropout(0.25) after the 2nd and the 4th, Dense(10):
+                BatchNormalization after each convolution, as Keras programs write it
+    modern-bn-relu      the same with conv -> BatchNormalization -> Activation("relu")
+    plain       the modern model without BatchNormalization and Dropout
     conv, conv+bn, conv+dropout    one Conv2D(16, 3, 'same', relu) [+ BN | + Dropout],
                 Flatten, Dense(10)
 
@@ -36,7 +37,7 @@ import _common  # noqa: E402
 
 import minicnn as mc  # noqa: E402
 
-MODELS = ("modern", "modern-relu-first", "plain", "conv", "conv+bn", "conv+dropout")
+MODELS = ("modern", "modern-bn-relu", "plain", "conv", "conv+bn", "conv+dropout")
 
 
 def minicnn_model(name):
@@ -50,12 +51,12 @@ def minicnn_model(name):
             layers.append(L.Dropout(0.25))
     else:
         for i, filters in enumerate((16, 16, 32, 32)):
-            if name == "modern":
+            if name == "modern-bn-relu":
                 layers += [L.Conv2D(filters, 3, padding="same"), L.BatchNormalization(),
                            L.Activation("relu")]
             else:
                 layers.append(L.Conv2D(filters, 3, padding="same", activation="relu"))
-                if name == "modern-relu-first":
+                if name == "modern":
                     layers.append(L.BatchNormalization())
             if i % 2:
                 layers.append(L.MaxPooling2D(2))
@@ -83,11 +84,11 @@ def torch_model(torch, name):
             layers.append(nn.Conv2d(channels, filters, 3, padding=1))
             channels = filters
             bn = nn.BatchNorm2d(filters, eps=1e-3, momentum=0.01)
-            if name == "modern":
+            if name == "modern-bn-relu":
                 layers += [bn, nn.ReLU()]
             else:
                 layers.append(nn.ReLU())
-                if name == "modern-relu-first":
+                if name == "modern":
                     layers.append(bn)
             if i % 2:
                 layers.append(nn.MaxPool2d(2))

@@ -175,3 +175,27 @@ def test_other_kernel_sets_never_choose_it():
     from minicnn.kernels import cuda, reference
     for kernels in (cuda, reference):
         assert kernels.winograd_suits(64, 64, 3, 3, 1, 1) is False
+
+
+def test_chunks_keep_their_tiles_within_the_cache_share(monkeypatch):
+    """Within the im2col budget, a chunk's tiles also stay under WINOGRAD_CHUNK_BYTES
+    (half a core's L2): here three images' worth; the results those of one chunk."""
+    kernels = numba_cpu()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((10, 6, 6, 4))
+    w, b = rng.standard_normal((3, 3, 4, 5)), rng.standard_normal(5)
+    whole = run_layer(x, w, b, "same")
+    per_image = kernels.winograd_bytes_per_image(6, 6, 4, x.dtype.itemsize)
+    monkeypatch.setattr(kernels, "WINOGRAD_CHUNK_BYTES", 3 * per_image + 1)
+    mc.backend.set_backend("numba")
+    chooses = kernels.winograd_suits
+    kernels.winograd_suits = lambda *args: True
+    try:
+        _, cache = conv2d_forward(x, w, b, (1, 1), "same")
+    finally:
+        kernels.winograd_suits = chooses
+        mc.backend.set_backend("numpy")
+    assert cache[-2] == 3 and cache[-1] == "winograd"
+    chunked = run_layer(x, w, b, "same")
+    for a, c in zip(whole[:4], chunked[:4]):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)

@@ -83,7 +83,10 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
         fast.direct_conv_forward(x, xp.ascontiguousarray(w), pads[0][0], pads[1][0], y)
     elif fast is not None and fast.winograd_suits(c, f, kh, kw, *strides):
         x, path = xp.ascontiguousarray(x), "winograd"
-        chunk = images_per_chunk(x, fast.winograd_bytes_per_image(oh, ow, c, x.dtype.itemsize))
+        per_image = fast.winograd_bytes_per_image(oh, ow, c, x.dtype.itemsize)
+        # within the budget, and few enough images for their tiles to stay in L2
+        chunk = min(images_per_chunk(x, per_image),
+                    max(1, fast.WINOGRAD_CHUNK_BYTES // per_image))
         y, kept = winograd_conv_forward(x, w, pads, (oh, ow), chunk, fast)
     else:
         path = "im2col"
