@@ -64,20 +64,22 @@ def _linear(v, size, mode):
     return fix_index(k, size, mode), fix_index(k + 1, size, mode), np.float32(1.0) - f, f
 
 
+@njit(inline="always")
+def _source(t, s, i, j):
+    """Output (i, j)'s source point in image s: (row, col), float32, in Keras's order."""
+    fi, fj = np.float32(i), np.float32(j)
+    return (fi * t[s, 4] + fj * t[s, 3]) + t[s, 5], (fi * t[s, 1] + fj * t[s, 0]) + t[s, 2]
+
+
 @parallel_when_large
 def affine_sample(x, t, order, mode, cval, y):
     """y[s, i, j, :] = the interpolated value of x[s] at output (i, j)'s source point."""
     n, h, w, c = x.shape
     fill = y.dtype.type(cval)
     for s in prange(n):
-        a0, a1, a2, b0, b1, b2 = t[s, 0], t[s, 1], t[s, 2], t[s, 3], t[s, 4], t[s, 5]
         for i in range(h):
-            fi = np.float32(i)
-            ri, qi = fi * b1, fi * a1
             for j in range(w):
-                fj = np.float32(j)
-                r = (ri + fj * b0) + b2
-                q = (qi + fj * a0) + a2
+                r, q = _source(t, s, i, j)
                 if order == 0:
                     p = fix_index(_round_half_away(r), h, mode)
                     u = fix_index(_round_half_away(q), w, mode)
@@ -101,14 +103,9 @@ def affine_sample_adjoint(dy, t, order, mode, dx):
     output (i, j); ``dx`` must hold zeros on entry."""
     n, h, w, c = dx.shape
     for s in prange(n):
-        a0, a1, a2, b0, b1, b2 = t[s, 0], t[s, 1], t[s, 2], t[s, 3], t[s, 4], t[s, 5]
         for i in range(h):
-            fi = np.float32(i)
-            ri, qi = fi * b1, fi * a1
             for j in range(w):
-                fj = np.float32(j)
-                r = (ri + fj * b0) + b2
-                q = (qi + fj * a0) + a2
+                r, q = _source(t, s, i, j)
                 if order == 0:
                     p = fix_index(_round_half_away(r), h, mode)
                     u = fix_index(_round_half_away(q), w, mode)

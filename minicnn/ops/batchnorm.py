@@ -123,15 +123,20 @@ def _kernels(x, axis, *vectors):
     return fast
 
 
+def _tile_width(channels):
+    """The kernels' row: the channels repeated to about 256 values (see the kernels)."""
+    return channels * max(1, -(-256 // channels))
+
+
 def _tiled(vector, dtype):
-    """A per-channel vector repeated to a row of about 256 values (see the kernels)."""
-    reps = max(1, -(-256 // vector.size))
+    """A per-channel vector repeated to one kernel row."""
+    reps = _tile_width(vector.size) // vector.size
     return np.ascontiguousarray(np.tile(np.asarray(vector, dtype=dtype), reps))
 
 
 def _channel_sums_kernel(fast, x, channels, dy=None, mean=None, relu=None):
     """The kernels' two float64 sums per channel, as a (2, C) array (see channel_sums)."""
-    t = _tiled(np.zeros(channels), np.float64).size
+    t = _tile_width(channels)
     chunks = -(-(-(-x.size // t)) // fast.SUM_CHUNK)
     partial = np.empty((chunks, 2, t))
     empty32, empty64 = np.empty(0, np.float32), np.empty(0, np.float64)
