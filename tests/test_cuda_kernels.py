@@ -231,7 +231,7 @@ def test_max_pool_kernel_keeps_keras_first_maximum_and_first_nan(kernels):
        st.booleans(), st.sampled_from([np.float32, np.float64]), st.integers(0, 2**31))
 def test_epilogue_kernels_equal_the_array_code(kernels, rows, channels, activation,
                                                use_bias, dtype, seed):
-    from minicnn.ops.activations import _KERNEL_KINDS, _bias_row
+    from minicnn.ops.activations import EPILOGUE_KINDS, _bias_row
     rng = np.random.default_rng(seed)
     z = (rng.standard_normal((rows, channels)) * 3).astype(dtype)
     every_37th = z.reshape(-1)[::37]  # NaN and infinities pass through, -0.0 stays
@@ -241,7 +241,7 @@ def test_epilogue_kernels_equal_the_array_code(kernels, rows, channels, activati
     mc.backend.set_backend("numpy")
     y_expected, cache = ops.bias_activation_forward(z.copy(), b, activation)
     dz_expected = ops.activation_backward(dy, cache)
-    kind = _KERNEL_KINDS[activation]
+    kind = EPILOGUE_KINDS[activation]
 
     def run():
         y = z.copy()

@@ -22,7 +22,7 @@ def numba_cpu():
 
 
 def run_layer(x, w, b, padding, data_format="channels_last", need_dx=True, seed=1,
-              backend="numba", winograd=True, budget=None):
+              backend="numba", winograd=True, budget=None, activation="linear"):
     """(y, dx, dw, db, dy, path) of one forward and backward pass; on the numba backend
     the kernel set is made to choose Winograd (or not) whatever the shape."""
     kernels = numba_cpu()
@@ -32,7 +32,7 @@ def run_layer(x, w, b, padding, data_format="channels_last", need_dx=True, seed=
         and sh == sw == 1
     mc.backend.set_im2col_budget(budget)
     try:
-        y, cache = conv2d_forward(x, w, b, (1, 1), padding, data_format)
+        y, cache = conv2d_forward(x, w, b, (1, 1), padding, data_format, activation)
         dy = np.random.default_rng(seed).standard_normal(y.shape).astype(x.dtype)
         dx, dw, db = conv2d_backward(dy, cache, need_dx=need_dx)
         return y, dx, dw, db, dy, cache[-1]
@@ -53,15 +53,23 @@ def layers(draw):
 @settings(max_examples=60, deadline=None)
 @given(layers(), st.sampled_from(["float64", "float32"]),
        st.sampled_from(["channels_last", "channels_first"]), st.booleans(), st.booleans(),
-       st.integers(0, 2**31 - 1))
-def test_winograd_equals_im2col(layer, dtype, data_format, with_bias, chunked, seed):
+       st.sampled_from(["linear", "relu", "tanh"]), st.integers(0, 2**31 - 1))
+def test_winograd_equals_im2col(layer, dtype, data_format, with_bias, chunked, activation,
+                                seed):
+    """float32 runs the bias and activation inside the transforms, float64 after them.
+    With an activation the reference is numba's own im2col path: its float32 tanh is
+    XLA's approximation, NumPy's tanh differs from it by up to 3.3e-7."""
     n, h, wd, c, f, padding = layer
     x, w, b = layer_arrays(np.random.default_rng(seed), n, h, wd, c, f, 3, 3, dtype,
                            data_format, with_bias)
     # chunked: a budget of one byte makes every image a chunk of its own
-    *wino, path = run_layer(x, w, b, padding, data_format, budget=1 if chunked else None)
+    *wino, path = run_layer(x, w, b, padding, data_format, budget=1 if chunked else None,
+                            activation=activation)
     assert path == "winograd"
-    *gemm, _ = run_layer(x, w, b, padding, data_format, backend="numpy")
+    *gemm, gemm_path = run_layer(x, w, b, padding, data_format, winograd=False,
+                                 backend="numpy" if activation == "linear" else "numba",
+                                 activation=activation)
+    assert gemm_path != "winograd"
     assert_passes_agree(wino, gemm, 1e-12 if dtype == "float64" else 3e-6)
 
 
@@ -118,10 +126,29 @@ def test_transforms_are_each_others_adjoints():
     m = rng.standard_normal((16, n * th * tw, 4))
     g = rng.standard_normal((n, oh, ow, 4))
     y = np.empty_like(g)
-    kernels.winograd_output_transform(m, th, tw, y)
+    kernels.winograd_output_transform(m, th, tw, np.zeros(ow * 4), kernels.LINEAR, y)
     d = np.empty_like(m)
-    kernels.winograd_gradient_transform(g, th, tw, d)
+    kernels.winograd_gradient_transform(g, g, kernels.LINEAR, th, tw, d)
     assert np.isclose(np.vdot(y, g), np.vdot(m, d), rtol=1e-12)
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh"])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_the_fused_epilogue_is_the_separate_pass(monkeypatch, activation, data_format):
+    """float32 Winograd adds the bias and applies relu/tanh as its output transform
+    writes y, and takes dy back through them as its gradient transform reads it: y, dx
+    and dw are bit for bit those of the plain transforms followed by the epilogue pass
+    (and its gradient before them); db, summed from the tiles, agrees to rounding."""
+    from minicnn.ops import conv as conv_op
+    rng = np.random.default_rng(7)
+    x, w, b = layer_arrays(rng, 3, 9, 8, 5, 6, 3, 3, "float32", data_format, True)
+    x[0, 0] = 0  # some outputs exactly at the relu's kink
+    fused = run_layer(x, w, b, "same", data_format, activation=activation)
+    monkeypatch.setattr(conv_op, "fuses_epilogue", lambda *args: False)
+    apart = run_layer(x, w, b, "same", data_format, activation=activation)
+    for name, got, want in zip(("y", "dx", "dw"), fused[:3], apart[:3]):
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    np.testing.assert_allclose(fused[3], apart[3], rtol=1e-5, atol=1e-5)
 
 
 def test_result_does_not_depend_on_the_thread_count(monkeypatch):

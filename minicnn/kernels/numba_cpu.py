@@ -33,6 +33,7 @@ from numba import njit, prange
 from .numba_direct import (DIRECT_CONV_MAX_CHANNELS, DIRECT_CONV_MAX_FILTERS,  # noqa: F401
                            DIRECT_CONV_MIN_WINDOW, direct_conv_forward, direct_conv_suits,
                            direct_conv_weight_gradient)
+from .numba_activation import LINEAR, RELU, TANH, activate, tanh32  # noqa: F401
 from .numba_launch import parallel_when_large, serial_only  # noqa: F401
 from .numba_normalization import (NORMALIZATION_DTYPES, SUM_CHUNK, channel_sums,  # noqa: F401
                                   dropout_apply, normalization_input_gradient, scale_shift)
@@ -284,47 +285,9 @@ WINOGRAD_CHUNK_BYTES = min(max(_level2_cache_bytes() // 2, 2**18), 2**22)
 # ---------------------------------------------------------------------------------
 # the bias + activation epilogue of Conv2D and Dense
 # ---------------------------------------------------------------------------------
-LINEAR, RELU, TANH = 0, 1, 2
 # The element-wise kernels serve float32 only: float64 keeps NumPy's exact tanh
 # (these exist to save float32 memory passes, not to change float64 numbers).
 EPILOGUE_DTYPES = ADAM_DTYPES = (np.dtype(np.float32),)
-
-
-@njit(inline="always", error_model="numpy")
-def tanh32(x):
-    """float32 tanh as a rational function (odd degree-13 over even degree-6
-    polynomial, clamped at |x| = 7.9053, where tanh rounds to +-1 in float32): the
-    approximation Eigen uses and XLA, hence JAX and Keras, compute on CPU. Largest
-    error 3.3e-7 absolute (5 ulp just below +-1); NaN stays NaN. Unlike a call to libm's
-    tanhf it is plain arithmetic, so the loop below is vectorised (AVX2: 8 at once)."""
-    c = np.float32(7.90531110763549805)
-    # comparisons, not min()/max(): a NaN must stay NaN, and numba's min() does not vectorise
-    if x > c:
-        x = c
-    if x < -c:
-        x = -c
-    x2 = x * x
-    p = np.float32(-2.76076847742355e-16)
-    p = p * x2 + np.float32(2.00018790482477e-13)
-    p = p * x2 + np.float32(-8.60467152213735e-11)
-    p = p * x2 + np.float32(5.12229709037114e-08)
-    p = p * x2 + np.float32(1.48572235717979e-05)
-    p = p * x2 + np.float32(6.37261928875436e-04)
-    p = p * x2 + np.float32(4.89352455891786e-03)
-    q = np.float32(1.19825839466702e-06)
-    q = q * x2 + np.float32(1.18534705686654e-04)
-    q = q * x2 + np.float32(2.26843463243900e-03)
-    q = q * x2 + np.float32(4.89352518554385e-03)
-    return x * p / q
-
-
-@njit(inline="always")
-def _activate(v, kind):
-    if kind == RELU:
-        return v if not v < 0 else np.float32(0)  # NaN passes through, as np.maximum
-    if kind == TANH:
-        return tanh32(v)
-    return v
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -342,15 +305,15 @@ def bias_activation(z, bias, kind):
     n, m = z.size, bias.size
     if m == 0:
         for i in range(n):
-            z[i] = _activate(z[i], kind)
+            z[i] = activate(z[i], kind)
         return
     rows = n // m
     z2 = z[:rows * m].reshape((rows, m))
     for r in range(rows):
         for t in range(m):
-            z2[r, t] = _activate(z2[r, t] + bias[t], kind)
+            z2[r, t] = activate(z2[r, t] + bias[t], kind)
     for t in range(n - rows * m):
-        z[rows * m + t] = _activate(z[rows * m + t] + bias[t], kind)
+        z[rows * m + t] = activate(z[rows * m + t] + bias[t], kind)
 
 
 @njit(cache=True, nogil=True)

@@ -15,6 +15,7 @@ No sum runs across tiles or images, so the bits do not depend on the thread coun
 import numpy as np
 from numba import prange
 
+from .numba_activation import RELU, TANH, tanh32
 from .numba_launch import parallel_when_large
 
 
@@ -60,12 +61,18 @@ def winograd_input_transform(x, top, left, th, tw, v):
 
 
 @parallel_when_large
-def winograd_output_transform(m, th, tw, y):
-    """y[s, 2ti + i, 2tj + j, f] = (A^T m A)[i, j] of tile (s, ti, tj), with
+def winograd_output_transform(m, th, tw, bias, kind, y):
+    """y[s, 2ti + i, 2tj + j, f] = activation((A^T m A)[i, j] + b[f]) of tile
+    (s, ti, tj), with
 
         A^T = [[1, 1, 1, 0], [0, 1, -1, -1]];
 
-    outputs past the image's last row or column (odd sizes) are dropped."""
+    outputs past the image's last row or column (odd sizes) are dropped. The layer's
+    epilogue -- add the bias, apply the activation ``kind`` of ``numba_activation``
+    -- runs over each output row as soon as its tiles are written, while the row is
+    in L1: the same float operations in the same order as a separate pass over y,
+    without that pass. ``bias`` is b repeated along the row (OW * F values: one long
+    loop that vectorises, as in ``bias_activation``)."""
     n, oh, ow, f = y.shape
     for row in prange(n * th):
         s, ti = row // th, row % th
@@ -91,14 +98,31 @@ def winograd_output_transform(m, th, tw, y):
                     out1 = y[s, oi, 2 * tj + 1]
                     for k in range(f):
                         out1[k] = u[1, k] - u[2, k] - u[3, k]
+        for i in range(min(2, oh - 2 * ti)):
+            out = y[s, 2 * ti + i].reshape(-1)
+            if kind == RELU:
+                for p in range(ow * f):
+                    v = out[p] + bias[p]
+                    out[p] = v if not v < 0 else 0  # NaN passes, as in activate
+            elif kind == TANH:
+                for p in range(ow * f):
+                    out[p] = tanh32(out[p] + bias[p])
+            else:
+                for p in range(ow * f):
+                    out[p] += bias[p]
 
 
 @parallel_when_large
-def winograd_gradient_transform(dy, th, tw, d):
+def winograd_gradient_transform(dy, saved, kind, th, tw, d):
     """d[4a + b, t, f] = (A g A^T)[a, b] for the 2x2 output-gradient tile g (zero
     past the last row or column), A = (A^T)^T = [[1, 0], [1, 1], [1, -1], [0, -1]]:
     the adjoint of the output transform. As in the input transform, the column step
-    A g runs along whole rows, the row step per tile."""
+    A g runs along whole rows, the row step per tile.
+
+    g is dy taken back through the forward's activation ``kind`` as it is read:
+    relu: dy where the output ``saved`` > 0, else exactly 0; tanh: dy (1 - saved^2);
+    linear: dy (``saved`` is then not read). Entry 5 (a = b = 1) of each tile is the
+    sum of its four g: summed over tiles it is the bias gradient."""
     n, oh, ow, f = dy.shape
     wp = 2 * tw * f
     for row in prange(n * th):
@@ -107,9 +131,18 @@ def winograd_gradient_transform(dy, th, tw, d):
         for i in range(2):
             if 2 * ti + i < oh:
                 src = dy[s, 2 * ti + i].reshape(-1)
+                out = saved[s, 2 * ti + i].reshape(-1)
                 dst = g[i]
-                for p in range(ow * f):
-                    dst[p] = src[p]
+                if kind == RELU:
+                    for p in range(ow * f):
+                        dst[p] = src[p] if out[p] > 0 else 0
+                elif kind == TANH:
+                    one = dy.dtype.type(1)  # in dy's precision, as the epilogue's gradient
+                    for p in range(ow * f):
+                        dst[p] = src[p] * (one - out[p] * out[p])
+                else:
+                    for p in range(ow * f):
+                        dst[p] = src[p]
         e = np.empty((4, wp), dtype=dy.dtype)
         g0, g1 = g[0], g[1]
         e0, e1, e2, e3 = e[0], e[1], e[2], e[3]

@@ -89,18 +89,30 @@ class Conv2D(Layer):
             self.add_weight("bias", (self.filters,), self.bias_initializer)
 
     def _forward(self, x, training):
-        z, conv_cache = conv2d_forward(x, self._weight("kernel"), None, self.strides,
-                                       self.padding, self.data_format)
-        # the epilogue: bias and activation in one pass where the backend can
-        y, act_cache = bias_activation_forward(z, self._weight("bias"), self.activation,
+        kernel, bias = self._weight("kernel"), self._weight("bias")
+        if self.activation != "softmax":  # bias and activation are the op's epilogue
+            y, conv_cache = conv2d_forward(x, kernel, bias, self.strides, self.padding,
+                                           self.data_format, self.activation)
+            self._cache = (conv_cache, None)
+            return y
+        # softmax acts along the last axis, whatever the data format: after the op
+        z, conv_cache = conv2d_forward(x, kernel, None, self.strides, self.padding,
+                                       self.data_format)
+        y, act_cache = bias_activation_forward(z, bias, self.activation,
                                                self._channel_axis() + 1)
         self._cache = (conv_cache, act_cache)
         return y
 
     def _backward(self, dy):
-        return self._backward_linear(activation_backward(dy, self._cache[1]))
+        conv_cache, act_cache = self._cache
+        if act_cache is not None:
+            return self._backward_linear(activation_backward(dy, act_cache))
+        dx, dw, db = conv2d_backward(dy, conv_cache, need_dx=self._input_gradient)
+        self._set_gradients([dw, db] if self.use_bias else [dw])
+        return dx
 
     def _backward_linear(self, dz):
+        """Below a softmax (forward added the bias after the op)."""
         dx, dw, _ = conv2d_backward(dz, self._cache[0], need_dx=self._input_gradient)
         if self.use_bias:
             self._set_gradients([dw, bias_gradient(dz, self._channel_axis() + 1)])

@@ -268,13 +268,14 @@ _PAIRS = {"elu": (elu_forward, elu_backward),
 
 
 # what the compiled epilogue knows: the element-wise activations that need one pass
-_KERNEL_KINDS = {"linear": 0, "relu": 1, "tanh": 2}
+# (the kernel sets' LINEAR, RELU, TANH)
+EPILOGUE_KINDS = {"linear": 0, "relu": 1, "tanh": 2}
 
 
 def _epilogue_kernel(x, name):
     """The kernel set whose epilogue serves this array and activation, or None."""
     fast = kernels_for(x)
-    if (fast is None or name not in _KERNEL_KINDS or x.dtype not in fast.EPILOGUE_DTYPES
+    if (fast is None or name not in EPILOGUE_KINDS or x.dtype not in fast.EPILOGUE_DTYPES
             or not x.flags.c_contiguous):
         return None
     return fast
@@ -300,7 +301,7 @@ def bias_activation_forward(z, b, name, channel_axis=-1):
     if fast is not None and (b is None or axis == z.ndim - 1):
         xp = get_array_module(z)
         bias = xp.empty(0, z.dtype) if b is None else _bias_row(b.astype(z.dtype, copy=False))
-        fast.bias_activation(z.reshape(-1), bias, _KERNEL_KINDS[name])
+        fast.bias_activation(z.reshape(-1), bias, EPILOGUE_KINDS[name])
         # relu keeps its output: y > 0 exactly where z + b > 0
         return z, (name, None if name == "linear" else z)
     if b is not None:
@@ -319,7 +320,7 @@ def activation_forward(x, name):
     fast = _epilogue_kernel(x, name)
     if fast is not None:
         y = x.copy()
-        fast.bias_activation(y.reshape(-1), xp.empty(0, x.dtype), _KERNEL_KINDS[name])
+        fast.bias_activation(y.reshape(-1), xp.empty(0, x.dtype), EPILOGUE_KINDS[name])
         return y, (name, y)
     if name == "relu":
         return xp.maximum(x, 0), (name, x)
@@ -348,7 +349,7 @@ def activation_backward(dy, cache):
         fast = _epilogue_kernel(dy, name)
         if fast is not None and saved.dtype == dy.dtype and saved.flags.c_contiguous:
             dz = get_array_module(dy).empty_like(dy)
-            fast.activation_gradient(dy.reshape(-1), saved.reshape(-1), _KERNEL_KINDS[name],
+            fast.activation_gradient(dy.reshape(-1), saved.reshape(-1), EPILOGUE_KINDS[name],
                                      dz.reshape(-1))
             return dz
     if name == "relu":

@@ -24,11 +24,17 @@ for dW, without the matrix; dX is still ``dY @ W.T`` folded by col2im. And 3x3
 stride-1 layers with many channels may run as Winograd F(2x2, 3x3)
 (``minicnn.ops.winograd``, chosen by ``winograd_suits``): 2.25x fewer
 multiplications for the same sums.
+
+The layer's epilogue -- ``y = activation(conv + b)`` -- is part of the op: one pass
+after the product (``bias_activation_forward``), or none on the Winograd path, whose
+output transform adds the bias and applies relu/tanh as it writes each output (and
+whose gradient transform takes dy back through them as it reads it).
 """
 from .. import backend
 from ..backend import get_array_module, kernels_for
 from ..shapes import normalize_data_format, normalize_padding, resolve_padding
-from .activations import bias_activation_forward
+from .activations import (EPILOGUE_KINDS, activation_backward, bias_activation_forward,
+                          normalize_activation)
 from .im2col import col2im, im2col
 from .sums import bias_gradient
 from .winograd import winograd_conv_backward, winograd_conv_forward
@@ -55,12 +61,25 @@ def images_per_chunk(x, bytes_per_image):
     return max(1, min(len(x), backend.im2col_budget(x) // max(bytes_per_image, 1)))
 
 
-def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="channels_last"):
-    """Convolve ``x`` with ``w`` (Keras layout (KH, KW, C, F)) and add ``b``.
+def fuses_epilogue(fast, dtype, activation):
+    """Whether Winograd's transforms add the bias and apply the activation themselves
+    (the kernel set's element-wise epilogue serves ``dtype`` and knows ``activation``)."""
+    return dtype in fast.EPILOGUE_DTYPES and activation in EPILOGUE_KINDS
+
+
+def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="channels_last",
+                   activation="linear"):
+    """Convolve ``x`` with ``w`` (Keras layout (KH, KW, C, F)), add ``b`` and apply the
+    element-wise ``activation`` (any name of ``ACTIVATIONS`` but softmax, which acts
+    across an axis: a layer applies it after).
 
     x: (N, H, W, C) for channels_last, (N, C, H, W) for channels_first.
     Returns ``(y, cache)``; y is (N, OH, OW, F) or (N, F, OH, OW).
     """
+    activation = normalize_activation(activation, "conv2d")
+    if activation == "softmax":
+        raise ValueError("conv2d: softmax normalises across an axis, not element by element; "
+                         "apply it to the convolution's output (activation_forward)")
     padding = normalize_padding(padding)
     data_format = normalize_data_format(data_format)
     x = to_channels_last(x, data_format)
@@ -76,7 +95,7 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
                          f"input of {h}x{wd}; the output would be empty")
 
     fast = kernels_for(x, w)
-    kept = None
+    kept, fused = None, False
     if fast is not None and fast.direct_conv_suits(c, f, kh, kw, *strides):
         x, path, chunk = xp.ascontiguousarray(x), "direct", None
         y = xp.empty((n, oh, ow, f), dtype=x.dtype)
@@ -87,7 +106,12 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
         # within the budget, and few enough images for their tiles to stay in L2
         chunk = min(images_per_chunk(x, per_image),
                     max(1, fast.WINOGRAD_CHUNK_BYTES // per_image))
-        y, kept = winograd_conv_forward(x, w, pads, (oh, ow), chunk, fast)
+        # the epilogue inside the output transform, where the kernel set has it
+        fused = fuses_epilogue(fast, x.dtype, activation)
+        kind = EPILOGUE_KINDS[activation] if fused else EPILOGUE_KINDS["linear"]
+        bias = xp.zeros(f, x.dtype) if b is None or not fused else b.astype(x.dtype, copy=False)
+        bias = xp.tile(bias, ow)  # along a whole output row
+        y, kept = winograd_conv_forward(x, w, bias, kind, pads, (oh, ow), chunk, fast)
     else:
         path = "im2col"
         w2 = w.reshape(kh * kw * c, f)
@@ -102,24 +126,43 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
                 part = slice(start, start + chunk)
                 col = im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
                 y[part] = (col @ w2).reshape(-1, oh, ow, f)
-    if b is not None:  # the same bias add as the layers' epilogue
-        y, _ = bias_activation_forward(y, b, "linear")
-    cache = (x, kept, w, b is not None, strides, pads, (oh, ow), data_format, chunk, path)
+    if fused:  # relu's and tanh's derivatives need the output, as the epilogue keeps it
+        act_cache = (activation, None if activation == "linear" else y)
+    else:       # the epilogue: bias and activation in one pass where the backend can
+        y, act_cache = bias_activation_forward(y, b, activation)
+    cache = (x, kept, w, b is not None, strides, pads, (oh, ow), data_format, act_cache, fused,
+             chunk, path)
     return from_channels_last(y, data_format), cache
 
 
 def conv2d_backward(dy, cache, need_dx=True):
     """Gradients of ``sum(y * dy)``: returns ``(dx, dw, db)`` (db is None without bias;
-    dx is None with ``need_dx=False``, which skips the dX product and col2im)."""
-    x, kept, w, has_bias, strides, pads, (oh, ow), data_format, chunk, path = cache
+    dx is None with ``need_dx=False``, which skips the dX product and col2im).
+
+    ``dy`` is taken back through the activation first: dz = dy * activation'(...),
+    the gradient of the convolution plus bias, which the formulas above take as dY.
+    (Winograd with its epilogue fused does this inside its gradient transform.)"""
+    (x, kept, w, has_bias, strides, pads, (oh, ow), data_format, act_cache, fused,
+     chunk, path) = cache
     xp = get_array_module(x)
     dy = to_channels_last(dy, data_format)
     n, _, _, c = x.shape
     kh, kw, _, f = w.shape
     w2 = w.reshape(kh * kw * c, f)
+    if fused:  # Winograd with the epilogue in its transforms, both ways
+        name, saved = act_cache
+        dy = xp.ascontiguousarray(dy)
+        dx, dw, db = winograd_conv_backward(x, kept, dy if saved is None else saved,
+                                            EPILOGUE_KINDS[name], dy, pads, chunk,
+                                            kernels_for(x, dy), need_dx)
+        return from_channels_last(dx, data_format) if need_dx else None, dw, \
+            (db if has_bias else None)
+    dy = activation_backward(dy, act_cache)  # dz: the gradient below the epilogue
     if path == "winograd":  # forward ran Winograd's tiles: so does backward
         dy = xp.ascontiguousarray(dy)
-        dx, dw = winograd_conv_backward(x, kept, dy, pads, chunk, kernels_for(x, dy), need_dx)
+        fast = kernels_for(x, dy)
+        dx, dw, _ = winograd_conv_backward(x, kept, dy, fast.LINEAR, dy, pads, chunk, fast,
+                                           need_dx)
     elif path == "direct":  # forward convolved from the image: so does dW
         dy = xp.ascontiguousarray(dy)
         dw = xp.empty(w.shape, dtype=w.dtype)
