@@ -84,19 +84,24 @@ def suits(model, x):
 class _Exchange:
     """Adds a vector over the two halves, as the ranks of an MPI run add theirs: each
     half deposits its part and waits for the other; both then compute part 0 + part 1
-    (the same bits on both threads)."""
+    (the same bits on both threads).
+
+    One barrier per exchange: consecutive exchanges use alternate slots, so a half
+    that has gone on to the next exchange deposits where the other may still be
+    reading only after that other has reached the next barrier, that is, has read."""
 
     def __init__(self):
         self.barrier = threading.Barrier(2)
-        self.parts = [None, None]
+        self.slots = [[None, None], [None, None]]
+        self.count = [0, 0]  # exchanges made by each half
 
     def sum_for(self, half):
         def total(vector):
-            self.parts[half] = vector
+            parts = self.slots[self.count[half] % 2]
+            self.count[half] += 1
+            parts[half] = vector
             self.barrier.wait()
-            result = self.parts[0] + self.parts[1]
-            self.barrier.wait()  # both have read before either deposits again
-            return result
+            return parts[0] + parts[1]
         return total
 
 

@@ -70,7 +70,10 @@ def test_winograd_equals_im2col(layer, dtype, data_format, with_bias, chunked, a
                                  backend="numpy" if activation == "linear" else "numba",
                                  activation=activation)
     assert gemm_path != "winograd"
-    assert_passes_agree(wino, gemm, 1e-12 if dtype == "float64" else 3e-6)
+    # in float32 the two round differently; an activation's derivative, taken at the two
+    # slightly different outputs, adds a little more (tanh: 1 - y^2)
+    tol = 1e-12 if dtype == "float64" else 3e-6 if activation == "linear" else 1e-5
+    assert_passes_agree(wino, gemm, tol)
 
 
 @settings(max_examples=25, deadline=None)
@@ -120,7 +123,7 @@ def test_transforms_are_each_others_adjoints():
     v = rng.standard_normal((16, n * th * tw, c))
     tx = np.empty_like(v)
     kernels.winograd_input_transform(x, top, left, th, tw, tx)
-    gv = np.zeros_like(x)
+    gv = np.full_like(x, np.nan)  # the kernel writes every value: no NaN may stay
     kernels.winograd_input_gradient(v, top, left, th, tw, gv)
     assert np.isclose(np.vdot(tx, v), np.vdot(x, gv), rtol=1e-12)
     m = rng.standard_normal((16, n * th * tw, 4))

@@ -169,42 +169,51 @@ def winograd_input_gradient(dv, top, left, th, tw, dx):
     """dx[s, r, q, c] = the sum, over the tiles covering padded pixel (r + top,
     q + left), of (B dv B^T) at its place in the tile, B = (B^T)^T: the adjoint of
     the input transform, its two steps in reverse order (per tile dv B^T, added into
-    tile-row-long rows where neighbouring tiles share two columns; then B times
+    tile-row-long rows ``e`` where neighbouring tiles share two columns; then B times
     those rows, one long loop each).
 
-    dx must be zero. Tile rows overlap by two image rows, so even tile rows are
-    added in one parallel pass and odd ones in a second: within a pass no two tile
-    rows touch the same pixel."""
+    Tile rows overlap by two padded rows. Each image's tile rows are taken in order:
+    rows 2ti and 2ti + 1 are complete once tile row ti is done, as what tile row
+    ti - 1 left for them (``carry``) plus tile row ti's part, and are written once;
+    tile row ti's part of rows 2ti + 2 and 2ti + 3 becomes the next carry. The tiles
+    of an output cover the whole padded image (its last rows and columns included:
+    the output is the padded size minus 2), so every value of dx is written and dx
+    need not be zeroed."""
     n, h, w, c = dx.shape
     wp = (2 * tw + 2) * c
-    for parity in range(2):
-        rows = th // 2 + (th % 2) * (1 - parity)  # tile rows ti = parity, parity + 2, ...
-        for job in prange(n * rows):
-            s, ti = job // rows, parity + 2 * (job % rows)
-            row = s * th + ti
-            e = np.zeros((4, wp), dtype=dx.dtype)
-            for tj in range(tw):
-                t = row * tw + tj
-                for a in range(4):
-                    q = e[a, 2 * tj * c:]
-                    v0, v1, v2, v3 = dv[4 * a, t], dv[4 * a + 1, t], dv[4 * a + 2, t], dv[4 * a + 3, t]
-                    for ch in range(c):
-                        q[ch] += v0[ch]
-                        q[c + ch] += v1[ch] - v2[ch] + v3[ch]
-                        q[2 * c + ch] += v1[ch] + v2[ch] - v0[ch]
-                        q[3 * c + ch] -= v3[ch]
+    lo = left * c  # where the image's row starts in a padded row
+    for s in prange(n):
+        e = np.empty((4, wp), dtype=dx.dtype)
+        carry = np.zeros((2, wp), dtype=dx.dtype)
+        for ti in range(th + 1):
+            if ti < th:
+                e[:] = 0
+                row = s * th + ti
+                for tj in range(tw):
+                    t = row * tw + tj
+                    for a in range(4):
+                        q = e[a, 2 * tj * c:]
+                        v0, v1, v2, v3 = dv[4 * a, t], dv[4 * a + 1, t], dv[4 * a + 2, t], dv[4 * a + 3, t]
+                        for ch in range(c):
+                            q[ch] += v0[ch]
+                            q[c + ch] += v1[ch] - v2[ch] + v3[ch]
+                            q[2 * c + ch] += v1[ch] + v2[ch] - v0[ch]
+                            q[3 * c + ch] -= v3[ch]
+            else:  # past the last tile row: only the carry is left
+                e[:] = 0
             e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
-            for a in range(4):
+            c0, c1 = carry[0], carry[1]
+            for a in range(2):
                 r = 2 * ti + a - top
                 if 0 <= r < h:
                     dst = dx[s, r].reshape(-1)
-                    for p in range(min(w * c, wp - left * c)):
-                        z = p + left * c
-                        if a == 0:
-                            dst[p] += e0[z]
-                        elif a == 1:
-                            dst[p] += e1[z] - e2[z] + e3[z]
-                        elif a == 2:
-                            dst[p] += e1[z] + e2[z] - e0[z]
-                        else:
-                            dst[p] -= e3[z]
+                    if a == 0:
+                        for p in range(w * c):
+                            dst[p] = c0[lo + p] + e0[lo + p]
+                    else:
+                        for p in range(w * c):
+                            z = lo + p
+                            dst[p] = c1[z] + (e1[z] - e2[z] + e3[z])
+            for z in range(wp):
+                c0[z] = e1[z] + e2[z] - e0[z]
+                c1[z] = -e3[z]

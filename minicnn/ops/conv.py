@@ -36,6 +36,7 @@ from ..shapes import normalize_data_format, normalize_padding, resolve_padding
 from .activations import (EPILOGUE_KINDS, activation_backward, bias_activation_forward,
                           normalize_activation)
 from .im2col import col2im, im2col
+from .products import matmul
 from .sums import bias_gradient
 from .winograd import winograd_conv_backward, winograd_conv_forward
 
@@ -118,14 +119,14 @@ def conv2d_forward(x, w, b=None, strides=(1, 1), padding="valid", data_format="c
         chunk = images_per_chunk(x, oh * ow * kh * kw * c * x.dtype.itemsize)
         if chunk >= n:  # the usual case: one im2col matrix, one product
             col = im2col(x, (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
-            y = (col @ w2).reshape(n, oh, ow, f)
+            y = matmul(col, w2).reshape(n, oh, ow, f)
             kept = col if col.nbytes <= KEEP_COLUMNS_UP_TO_BYTES else None
         else:           # the matrix would exceed the budget: a few images at a time
             y = xp.empty((n, oh, ow, f), dtype=x.dtype)
             for start in range(0, n, chunk):
                 part = slice(start, start + chunk)
                 col = im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
-                y[part] = (col @ w2).reshape(-1, oh, ow, f)
+                y[part] = matmul(col, w2).reshape(-1, oh, ow, f)
     if fused:  # relu's and tanh's derivatives need the output, as the epilogue keeps it
         act_cache = (activation, None if activation == "linear" else y)
     else:       # the epilogue: bias and activation in one pass where the backend can
@@ -169,7 +170,7 @@ def conv2d_backward(dy, cache, need_dx=True):
         kernels_for(x, dy).direct_conv_weight_gradient(x, dy, pads[0][0], pads[1][0], dw)
         dx = None
         if need_dx:
-            dcol = (dy.reshape(-1, f) @ w2.T).reshape(n, oh, ow, kh, kw, c)
+            dcol = matmul(dy.reshape(-1, f), w2.T).reshape(n, oh, ow, kh, kw, c)
             dx = col2im(dcol, x.shape, (kh, kw), strides, pads)
     else:
         dw = None
@@ -181,10 +182,10 @@ def conv2d_backward(dy, cache, need_dx=True):
                 im2col(x[part], (kh, kw), strides, pads, (oh, ow)).reshape(-1, kh * kw * c)
             # dW = X.T @ dY, computed as (dY.T @ X).T: the same product, which OpenBLAS
             # runs about 15% faster in this orientation for tall, narrow matrices
-            dw_part = (dy2.T @ col).T
+            dw_part = matmul(dy2.T, col).T
             dw = dw_part if dw is None else dw + dw_part
             if need_dx:
-                dcol = (dy2 @ w2.T).reshape(-1, oh, ow, kh, kw, c)
+                dcol = matmul(dy2, w2.T).reshape(-1, oh, ow, kh, kw, c)
                 parts.append(col2im(dcol, x[part].shape, (kh, kw), strides, pads))
         dx = (parts[0] if len(parts) == 1 else xp.concatenate(parts)) if need_dx else None
         dw = xp.ascontiguousarray(dw).reshape(w.shape)  # small; contiguous for the optimizer

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from .activations import bias_activation_forward
+from .products import matmul
 from .sums import bias_gradient
 
 
@@ -18,7 +19,7 @@ def dense_forward(x, w, b=None):
     if x.shape[-1] != w.shape[0]:
         raise ValueError(f"dense: kernel expects {w.shape[0]} input features, input has "
                          f"{x.shape[-1]}. Received: x.shape={x.shape}, w.shape={w.shape}")
-    y = x @ w
+    y = matmul(x.reshape(-1, w.shape[0]), w).reshape(*x.shape[:-1], w.shape[1])
     if b is not None:  # the same bias add as the layers' epilogue
         y, _ = bias_activation_forward(y, b, "linear")
     return y, (x, w, b is not None)
@@ -29,9 +30,9 @@ def dense_backward(dy, cache):
     x, w, has_bias = cache
     units = w.shape[1]
     dy2 = dy.reshape(-1, units)
-    dw = x.reshape(-1, w.shape[0]).T @ dy2
+    dw = matmul(x.reshape(-1, w.shape[0]).T, dy2)
     db = bias_gradient(dy2) if has_bias else None
-    dx = dy @ w.T
+    dx = matmul(dy2, w.T).reshape(x.shape)
     return dx, dw, db
 
 

@@ -42,6 +42,7 @@ chooses this path by shape (``winograd_suits``); the numpy backend never takes i
 import numpy as np
 
 from ..backend import get_array_module
+from .products import matmul
 from .sums import column_sums
 
 G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
@@ -59,7 +60,7 @@ def sandwich(m, a):
     50 ms for a 384x256 kernel)."""
     xp = get_array_module(a)
     p, q = a.shape[0], m.shape[0]
-    left = (m @ a.reshape(p, -1)).reshape(q, p, -1)          # m a
+    left = matmul(m, a.reshape(p, -1)).reshape(q, p, -1)     # m a
     return xp.matmul(m, left).reshape(q, q, *a.shape[2:])     # (m a) m^T
 
 
@@ -121,7 +122,7 @@ def winograd_conv_backward(x, u, y, kind, dy, pads, chunk, fast, need_dx=True):
     du = xp.zeros((16, c, f), dtype=x.dtype)  # summed over chunks in order
     du_part = xp.empty((16, c, f), dtype=x.dtype)
     db = xp.zeros(f, dtype=x.dtype)
-    dx = xp.zeros(x.shape, dtype=x.dtype) if need_dx else None
+    dx = xp.empty(x.shape, dtype=x.dtype) if need_dx else None  # every value written
     v_buffer, d_buffer, dv_buffer = _buffers(xp, min(chunk, n) * th * tw,
                                              (c, f, c if need_dx else 0), x.dtype)
     for start in range(0, n, chunk):
