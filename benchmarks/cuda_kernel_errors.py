@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import minicnn as mc  # noqa: E402
 from minicnn import ops  # noqa: E402
 from minicnn.kernels import cuda, numba_cpu  # noqa: E402
-from minicnn.ops.activations import _KERNEL_KINDS, _bias_row  # noqa: E402
+from minicnn.ops.activations import EPILOGUE_KINDS, _bias_row  # noqa: E402
 from minicnn.shapes import resolve_padding  # noqa: E402
 from test_cuda_kernels import _EmulatedCupy  # noqa: E402  (RawModule through the emulation)
 
@@ -81,10 +81,10 @@ for dtype in (np.float32, np.float64):
         dy = rng.standard_normal(z.shape).astype(dtype)
         y_e, cache = ops.bias_activation_forward(z.copy(), b, act)
         dz_e = ops.activation_backward(dy, cache)
-        y = z.copy(); cuda.bias_activation(y.reshape(-1), _bias_row(b), _KERNEL_KINDS[act])
+        y = z.copy(); cuda.bias_activation(y.reshape(-1), _bias_row(b), EPILOGUE_KINDS[act])
         rec((f"epilogue {act}", dtype.__name__), y, y_e)
         if act != "linear":
-            dz = np.empty_like(dy); cuda.activation_gradient(dy.reshape(-1), y.reshape(-1), _KERNEL_KINDS[act], dz.reshape(-1))
+            dz = np.empty_like(dy); cuda.activation_gradient(dy.reshape(-1), y.reshape(-1), EPILOGUE_KINDS[act], dz.reshape(-1))
             rec((f"{act} gradient", dtype.__name__), dz, dz_e)
     ws = [rng.standard_normal((300,)).astype(dtype) for _ in range(2)]
     w_e = ws[0].copy(); opt = mc.optimizers.Adam(1e-3); m = np.zeros_like(w_e); v = np.zeros_like(w_e); w = ws[0].copy()

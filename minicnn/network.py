@@ -17,6 +17,15 @@ tensors, as in a siamese network) has one node per call. Forward keeps each call
 cache aside, backward hands it back before that call's backward pass, and the
 weights' gradient is the sum over the calls.
 
+A relu that is all that reads a batch normalization's output (``Activation("relu")``
+or a plain ``ReLU()`` after ``BatchNormalization``, the usual conv -> BN -> relu
+block) runs inside the batch normalization's own pass (``_relu_after``): forward,
+the normalization applies it as it writes its output and the relu's node passes that
+output on; backward, the relu's node passes the gradient down and the normalization
+takes it back through the relu. The same numbers, two passes over the activations
+fewer. Not while ``observe`` watches each node (``trace`` sees every layer's own
+output).
+
 ``Sequential`` is the graph whose nodes form one chain (``minicnn.models``); the same
 two walks run it. ``layers=`` lets a caller run the graph through substitutes of the
 model's layers (copies sharing its weights: the two-thread training step).
@@ -105,6 +114,19 @@ class Graph:
         # training step's backward pass can leave out (``_quiet``)
         self._feeders = {id(node): [t.node for t in node.inputs] for node in self.nodes}
         self._read = {id(t) for node in self.nodes for t in node.inputs}
+        # batch normalizations whose output only a relu reads: id(node) -> the relu's node
+        readers = {}
+        for node in self.nodes:
+            for tensor in node.inputs:
+                readers.setdefault(id(tensor), []).append(node)
+        outputs = {id(t) for t in self.outputs}
+        self._relu_after = {}
+        for node in self.nodes:
+            following = readers.get(id(node.output), [])
+            if (len(following) == 1 and id(node.output) not in outputs
+                    and _folds_relu(node, following[0], self.shared)):
+                self._relu_after[id(node)] = following[0]
+        self._relu_folded = {id(node) for node in self._relu_after.values()}
 
     def consumed(self, tensor):
         """Whether a node of the graph reads ``tensor`` (an output may also feed layers)."""
@@ -120,11 +142,22 @@ class Graph:
         ``observe(node, output)``, if given, sees each node's output (``trace``)."""
         use = self._substitutes(layers)
         values = {id(t): x for t, x in zip(self.inputs, xs)}
+        fold = observe is None
         for node in self.nodes:
+            if fold and id(node) in self._relu_folded:  # applied by the normalization
+                values[id(node.output)] = values[id(node.inputs[0])]
+                continue
             layer = use.get(id(node.layer), node.layer)
             args = [values[id(t)] for t in node.inputs]
-            values[id(node.output)] = layer.forward(args if node.multi else args[0],
-                                                    training=training)
+            folds = fold and id(node) in self._relu_after
+            if folds:
+                layer._relu_next = True  # read by this one call only
+            try:
+                values[id(node.output)] = layer.forward(args if node.multi else args[0],
+                                                        training=training)
+            finally:
+                if folds:
+                    layer._relu_next = False
             if id(node.layer) in self.shared:
                 self._saved[id(layer), id(node)] = layer.call_state()
             if observe is not None:
@@ -153,6 +186,11 @@ class Graph:
             grad = pending.pop(id(node.output), None)
             if grad is None or id(node) in quiet:  # feeds no output that has a gradient,
                 continue                           # or nothing below it needs one
+            if id(node) in self._relu_folded:
+                below = self._feeders[id(node)][0]
+                if use.get(id(below.layer), below.layer).relu_applied():
+                    _accumulate(pending, node.inputs[0], grad)  # it takes the relu back
+                    continue
             shared = id(node.layer) in self.shared
             if shared:  # this call's cache, kept aside by forward
                 layer.restore_call_state(self._saved.pop((id(layer), id(node))))
@@ -192,6 +230,20 @@ class Graph:
     def release(self):
         """Forget the caches kept aside for shared layers' calls."""
         self._saved.clear()
+
+
+def _folds_relu(node, following, shared):
+    """Whether ``following`` (the only reader of ``node``'s output) is a plain relu that
+    ``node``, a batch normalization called once, can apply itself."""
+    norm, relu = node.layer, following.layer
+    if (type(norm).__name__ != "BatchNormalization" or following.multi
+            or id(norm) in shared or id(relu) in shared or relu.dtype != norm.dtype
+            or relu._activity_regularizer is not None):
+        return False
+    if type(relu).__name__ == "Activation":
+        return relu.activation == "relu"
+    return (type(relu).__name__ == "ReLU" and relu.max_value is None
+            and relu.negative_slope == 0 and relu.threshold == 0)
 
 
 class _Input:

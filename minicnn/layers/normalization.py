@@ -44,6 +44,8 @@ class BatchNormalization(Layer):
         self.synchronized = synchronized
         self.communicator = None  # synchronized: the ranks (default: distributed.init())
         self._sum_over_halves = None  # set on the copies of a two-thread step (split_step)
+        # set by a model's graph for one forward call when a relu follows (minicnn.network)
+        self._relu_next = self._relu_applied = False
         super().__init__(name=name, input_shape=input_shape, **kwargs)
 
     def _sample_axis(self, sample_rank):
@@ -83,11 +85,16 @@ class BatchNormalization(Layer):
             x, self._weight("gamma"), self._weight("beta"), self._weight("moving_mean"),
             self._weight("moving_variance"), axis=self._sample_axis(x.ndim - 1) + 1,
             momentum=self.momentum, epsilon=self.epsilon, training=training,
-            sum_over_ranks=self._sum_over_ranks())
+            sum_over_ranks=self._sum_over_ranks(), relu=self._relu_next)
+        self._relu_applied = self._relu_next
         if training:
             self._replace_weight("moving_mean", mean.astype(self.dtype, copy=False))
             self._replace_weight("moving_variance", var.astype(self.dtype, copy=False))
         return y
+
+    def relu_applied(self):
+        """Whether the last forward pass also applied the relu that follows it."""
+        return self._cache is not None and self._relu_applied
 
     def _sum_over_ranks(self):
         """With ``synchronized=True`` in a run of several ranks, the function that adds

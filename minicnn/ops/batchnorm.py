@@ -23,6 +23,10 @@ totals, so P ranks of B rows compute what one process computes on P*B rows. The
 gradients returned for gamma and beta stay this rank's own: the optimizer averages
 them over the ranks like every other gradient.
 
+``relu=True`` applies a relu to y as well (a graph folds an ``Activation("relu")``
+that follows batch normalization into it: ``minicnn.network``), and backward takes
+the gradient back through it first.
+
 The numba backend computes the same in four passes over the activations
 (``minicnn.kernels.numba_normalization``): forward, the per-channel sums of x and x*x
 in float64 and then ``y = (x - mu) * (gamma / sqrt(var + eps)) + beta``; backward, the
@@ -58,19 +62,20 @@ def _own(vector):
 
 
 def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, axis=-1, momentum=0.99,
-                      epsilon=1e-3, training=False, sum_over_ranks=None):
+                      epsilon=1e-3, training=False, sum_over_ranks=None, relu=False):
     """Returns ``(y, cache, (new_moving_mean, new_moving_var))``.
 
     gamma/beta may be None (``scale=False`` / ``center=False``). The moving
     statistics are returned, not changed in place: in inference they come back
     unchanged. ``sum_over_ranks``: see the module docstring (None: this process).
+    ``relu``: y = max(batch norm of x, 0).
     """
     xp = get_array_module(x)
     total = sum_over_ranks or _own
     fast = _kernels(x, axis, gamma, beta, moving_mean, moving_var)
     if fast is not None:
         return _forward_kernels(fast, x, gamma, beta, moving_mean, moving_var, momentum,
-                                epsilon, training, total)
+                                epsilon, training, total, relu)
     axes, shape = _layout(x, axis)
     m = x.size // x.shape[axis % x.ndim]
     if training:
@@ -88,7 +93,10 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, axis=-1, momentum
     y = xhat if gamma is None else xhat * gamma.reshape(shape)
     if beta is not None:
         y = y + beta.reshape(shape)
-    cache = (xhat, inv_std, gamma, beta is not None, axes, shape, m, training, total)
+    if relu:
+        y = xp.maximum(y, 0)
+    cache = (xhat, inv_std, gamma, beta is not None, axes, shape, m, training, total,
+             y if relu else None)
     return y.astype(x.dtype, copy=False), cache, new_stats
 
 
@@ -96,7 +104,9 @@ def batchnorm_backward(dy, cache):
     """Returns ``(dx, dgamma, dbeta)``; dgamma/dbeta are None when absent."""
     if isinstance(cache, _KernelCache):
         return _backward_kernels(dy, cache)
-    xhat, inv_std, gamma, has_beta, axes, shape, m, training, total = cache
+    xhat, inv_std, gamma, has_beta, axes, shape, m, training, total, relu_out = cache
+    if relu_out is not None:  # back through the relu: zero where it cut
+        dy = dy * (relu_out > 0)
     dbeta = _channel_sums(dy, axes, shape)
     dgamma = _channel_sums(dy * xhat, axes, shape)
     g = inv_std if gamma is None else gamma.reshape(shape) * inv_std
