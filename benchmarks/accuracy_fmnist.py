@@ -222,7 +222,7 @@ def time_to(curve, target):
     return next((t for t, accuracy in curve if accuracy >= target), None)
 
 
-def plot(results, path):
+def plot(results, path, retimed=()):
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -232,8 +232,10 @@ def plot(results, path):
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, curve in results.items():
+        label = (f"{name} (epochs timed apart, see the JSON's \"retimed\")"
+                 if name in retimed else name)
         ax.plot([t / 60 for t, _ in curve], [100 * a for _, a in curve], "o-", ms=3,
-                label=name)
+                label=label)
     ax.axhline(100 * TARGET, color="gray", ls="--", lw=0.8)
     ax.set_xlabel("training time (minutes)")
     ax.set_ylabel("test accuracy (%)")
@@ -286,7 +288,7 @@ def main(argv=None):
             with open(out) as f:
                 results[name] = json.load(f)["curve"]
     environments = {name: info for name in results}
-    retimed = {}
+    retimed = {}  # frameworks whose curve was placed at times measured apart
     if args.accuracies_from:
         with open(args.accuracies_from) as f:
             full = json.load(f)
@@ -311,6 +313,8 @@ def main(argv=None):
                 results[name] = curve
                 environments[name] = earlier.get("environments", {}).get(
                     name, earlier["environment"])
+                if name in earlier.get("retimed", {}):
+                    retimed[name] = earlier["retimed"][name]
         results = {name: results[name] for name in FRAMEWORKS if name in results}
     print(f"\n{'framework':10s} {'final':>7s} {'best':>7s} {'minutes':>8s} "
           f"{'to ' + format(TARGET, '.0%'):>8s}")
@@ -335,7 +339,8 @@ def main(argv=None):
                "retimed": retimed, "failures": failures}
     _common.save_results("accuracy_fmnist", payload, args)
     if _common.writes_files(args) and results:
-        plot(results, os.path.join(_common.results_dir(args.out), "accuracy_fmnist.png"))
+        plot(results, os.path.join(_common.results_dir(args.out), "accuracy_fmnist.png"),
+             retimed)
 
 
 if __name__ == "__main__":
