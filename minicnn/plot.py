@@ -29,7 +29,8 @@ def _pyplot():
 
 
 def _finish(fig, path):
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # a figure with a colour bar lays itself out
+        fig.tight_layout()
     if path is not None:
         fig.savefig(os.fspath(path), dpi=100)
     return fig
@@ -99,24 +100,31 @@ def confusion_matrix(y_true, y_pred, class_names=None, path=None):
 # ---------------------------------------------------------------------------------
 # what the layers learned and compute
 # ---------------------------------------------------------------------------------
-def _grid(plt, images, titles, suptitle, cmap="gray"):
+def _grid(plt, images, titles, suptitle, cmap="gray", limit=None):
+    """Images in rows of up to 8; ``limit``: one colour scale -limit..limit for all of
+    them, shown by a colour bar (each image scales to its own range otherwise)."""
     n = len(images)
     cols = min(n, 8)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.4, 1.4 * rows + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols + 0.4 + (limit is not None),
+                                                  1.4 * rows + 0.6), squeeze=False,
+                             layout=None if limit is None else "constrained")
     for ax in axes.flat:
         ax.axis("off")
+    scale = {} if limit is None else {"vmin": -limit, "vmax": limit}
     for ax, image, title in zip(axes.flat, images, titles):
-        ax.imshow(image, cmap=cmap, interpolation="nearest")
+        shown = ax.imshow(image, cmap=cmap, interpolation="nearest", **scale)
         ax.set_title(title, fontsize=7)
     fig.suptitle(suptitle, fontsize=9)
+    if limit is not None and n:
+        fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8)
     return fig
 
 
 def filters(layer, path=None):
-    """A Conv2D layer's kernels as images: one per (filter, input channel), each
-    scaled to its own range (gray = its middle)."""
+    """A Conv2D layer's kernels as images: one per (filter, input channel), all on one
+    colour scale symmetric about zero (white = 0, red positive, blue negative; the
+    colour bar gives the values), so colour shows sign and size across filters."""
     plt = _pyplot()
     if not layer.built or layer._weight("kernel") is None or \
             np.ndim(layer._weight("kernel")) != 4:
@@ -127,12 +135,10 @@ def filters(layer, path=None):
     images, titles = [], []
     for j in range(f):
         for ch in range(c):
-            k = kernel[:, :, ch, j]
-            span = np.abs(k).max() or 1.0
-            images.append(k / span)
+            images.append(kernel[:, :, ch, j])
             titles.append(f"filter {j}" + (f", ch {ch}" if c > 1 else ""))
     return _finish(_grid(plt, images, titles, f"{layer.name}: {f} filters of {kh}x{kw}x{c}",
-                         cmap="RdBu_r"), path)
+                         cmap="RdBu_r", limit=float(np.abs(kernel).max()) or 1.0), path)
 
 
 def feature_maps(model, x, layers=None, max_channels=8, path=None):

@@ -134,3 +134,37 @@ def test_without_matplotlib_the_message_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install 'minicnn\[plot\]'"):
         plot.conv_arithmetic(4, 3)
+
+
+def test_confusion_matrix_rows_are_true_classes_columns_predictions():
+    """An asymmetric case: three class-0 samples predicted as 1, one class-1 sample
+    right. Row = true class (y axis), column = prediction (x axis), in the image and in
+    the numbers written on it."""
+    import matplotlib.pyplot as plt
+    fig = plot.confusion_matrix([0, 0, 0, 1], [1, 1, 1, 1])
+    ax = fig.axes[0]
+    np.testing.assert_array_equal(ax.images[0].get_array(), [[0, 3], [0, 1]])
+    cells = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+             for t in ax.texts}
+    assert cells == {(0, 0): "0", (0, 1): "3", (1, 0): "0", (1, 1): "1"}  # (row, column)
+    assert (ax.get_ylabel(), ax.get_xlabel()) == ("true", "predicted")
+    plt.close(fig)
+
+
+def test_filters_share_one_colour_scale_symmetric_about_zero():
+    """An all-positive kernel must not show blue: every image is drawn on the same
+    scale -L..L (L the largest |weight| of the layer), with a colour bar."""
+    import matplotlib.pyplot as plt
+    layer = Conv2D(3, 3, input_shape=(5, 5, 2))
+    layer.build((5, 5, 2))
+    kernel = np.random.default_rng(0).uniform(0.1, 1.0, (3, 3, 2, 3))
+    kernel[..., 2] *= 0.01  # a small filter stays pale instead of being stretched
+    layer.set_weights([kernel.astype(np.float32), np.zeros(3, np.float32)])
+    fig = plot.filters(layer)
+    shown = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(shown) == 6
+    limit = float(np.abs(kernel.astype(np.float32)).max())
+    for image in shown:
+        assert np.allclose(image.get_clim(), (-limit, limit))
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    plt.close(fig)

@@ -29,7 +29,7 @@ NOTEBOOKS = {
         ("code", SETUP + "\nfrom keras_tutorials import padding_demo, strides_demo, pooling_demo"),
         ("code", "for make in (padding_demo, strides_demo, pooling_demo):\n"
                  "    make().summary()"),
-        ("md", "## Where the padding goes\n\n`same` with an even total puts the odd pixel at "
+        ("md", "## Where the padding goes\n\n`same` with an odd total puts the odd pixel at "
                "the bottom/right (TensorFlow's rule); `full` pads `k - 1` on every side. Both "
                "pictures come from the library's own `resolve_padding`."),
         ("code", "plot.conv_arithmetic(6, 3, strides=2, padding='same')\n"
