@@ -5,19 +5,31 @@ through a functional model's graph: a shared layer has a row per call, its weigh
 at the first of them):
 
     forward:   each layer's output -- shape, mean, std, min, max, and for relu the
-               fraction of dead units (output 0), for tanh/sigmoid the fraction of
-               saturated ones (|tanh| > 0.99, sigmoid < 0.01 or > 0.99), where the
-               local gradient all but vanishes;
+               share of zeros in this batch (about half on a fresh network: that is
+               relu doing its job) and the dead channels (zero for every sample and
+               position of the batch: those pass no gradient at all), for tanh/sigmoid
+               the share of saturated values (|tanh| > 0.99, sigmoid < 0.01 or
+               > 0.99), where the local gradient all but vanishes;
     loss:      the batch loss;
     backward:  in the order backprop visits the layers, the gradient arriving at each
-               layer's output (its norm), the gradient it passes down to its input,
-               and for each trainable weight the gradient's norm and the ratio
-               |update| / |weight| of the step the optimizer would take (about 1e-3 is
-               healthy; much smaller means learning has stalled there, much larger
-               that it jumps around).
+               layer's output (dL/d out) and the one it passes down to its input
+               (dL/d in), each as its root mean square per element, and for each
+               trainable weight its gradient's RMS and the ratio |update| / |weight|
+               of the step the optimizer would take.
 
-Exploding or vanishing gradients show as norms growing or shrinking by orders of
-magnitude from the last layer to the first. The model is not changed: the update is
+Per-element RMS, not whole-tensor norms: a norm grows with the tensor's size, so
+norms of layers of different sizes do not compare (a 2x2 average pooling halves the
+norm of the gradient it passes down; per element, where its windows tile the input,
+it divides it by 4). Vanishing or
+exploding gradients show as RMS values shrinking or growing by orders of magnitude
+from the last layer to the first. (The norms are in the returned data too.)
+
+|update| / |weight|, the rule of thumb (CS231n): with plain or momentum SGD, about
+1e-3 per step is a healthy rate; much smaller means that layer barely learns, much
+larger that it jumps around. Two conditions: the weight must not be near zero (a
+fresh bias is 0: no ratio is shown), and it says little on Adam's first step, which
+moves every weight by about the learning rate whatever its gradient (m/sqrt(v) is
+g/|g| then): the ratio is then lr over the initial weights' scale. The model is not changed: the update is
 computed on copies of the weights and of the optimizer's state, and what the
 forward pass moves on by itself (batch norm's moving statistics, dropout's random
 generators) is put back afterwards.
@@ -33,7 +45,11 @@ def _stats(a, activation):
     row = {"shape": tuple(a.shape), "mean": float(a.mean()), "std": float(a.std()),
            "min": float(a.min()), "max": float(a.max())}
     if activation == "relu":
-        row["dead_fraction"] = float(np.mean(a <= 0))
+        row["zero_fraction"] = float(np.mean(a <= 0))
+        channels = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(-1, 1)
+        dead = np.all(channels <= 0, axis=0)  # zero for every sample and position
+        row["dead_channels"], row["channels"] = int(dead.sum()), int(dead.size)
+        row["dead_fraction"] = float(dead.mean())
     elif activation == "tanh":
         row["saturated_fraction"] = float(np.mean(np.abs(a) > 0.99))
     elif activation == "sigmoid":
@@ -95,6 +111,13 @@ def _norm(a):
                              for p in parts)))
 
 
+def _rms(a):
+    """The root mean square per element of an array or a list of them (0 for none)."""
+    parts = [p for p in (a if isinstance(a, list) else [a]) if p is not None]
+    count = sum(int(np.size(to_host(p))) for p in parts)
+    return _norm(a) / np.sqrt(count) if count else 0.0
+
+
 def _trace(model, layers, x, y):
     """The step walked through the model's graph (``minicnn.network``): one forward
     row and one backward row per call of a layer, in the order the walks visit them."""
@@ -117,7 +140,8 @@ def _trace(model, layers, x, y):
     backward = []
 
     def seen_backward(node, grad, fused, dx):
-        arriving = ("logits" if fused else "output", _norm(grad), tuple(grad.shape))
+        arriving = ("logits" if fused else "output", _norm(grad), _rms(grad),
+                    tuple(grad.shape))
         backward.append((node.layer, arriving, dx))
     grad, from_logits = model._loss_gradient(y_dev, out)
     single = model._single_output
@@ -128,7 +152,7 @@ def _trace(model, layers, x, y):
     changes = {id(layer): [next(updates) for _ in layer.trainable_weights]
                for layer in model._layers}
     rows, shown = [], set()
-    for layer, (where, arriving_norm, arriving_shape), passed in backward:
+    for layer, (where, arriving_norm, arriving_rms, arriving_shape), passed in backward:
         weights = []
         if id(layer) not in shown:  # a shared layer's weights: at its first row
             shown.add(id(layer))
@@ -137,13 +161,16 @@ def _trace(model, layers, x, y):
                 w = to_host(layer._weight(name))
                 weight_norm, update_norm = _norm(w), _norm(change)
                 weights.append({"name": name, "shape": tuple(w.shape), "grad_norm": _norm(g),
+                                "grad_rms": _rms(g),
                                 "weight_norm": weight_norm, "update_norm": update_norm,
                                 # a zero weight (a fresh bias) has no meaningful ratio
                                 "update_ratio": (update_norm / weight_norm
                                                  if weight_norm > 0 else None)})
         rows.append({"layer": layer.name, "class": type(layer).__name__,
                      "grad_at": where, "grad_shape": arriving_shape,
-                     "grad_in_norm": arriving_norm, "grad_out_norm": _norm(passed),
+                     # dL/d(this layer's output), arriving; dL/d(its input), passed down
+                     "grad_output_norm": arriving_norm, "grad_output_rms": arriving_rms,
+                     "grad_input_norm": _norm(passed), "grad_input_rms": _rms(passed),
                      "weights": weights})
     model._release_caches()
     return {"model": model.name, "class": type(model).__name__, "batch": len(outs[0]),
@@ -162,8 +189,9 @@ def format_trace(data):
              f"{'min':>10}{'max':>10}  note"]
     for name, row in zip(names, data["forward"]):
         note = ""
-        if "dead_fraction" in row:
-            note = f"dead relu {100 * row['dead_fraction']:.1f}%"
+        if "zero_fraction" in row:
+            note = (f"zeros {100 * row['zero_fraction']:.1f}%, dead "
+                    f"{row['dead_channels']} of {row['channels']} channels")
         elif "saturated_fraction" in row:
             note = f"saturated {row['activation']} {100 * row['saturated_fraction']:.1f}%"
         lines.append(f"  {name:<{width}}{str(row['shape']):<20}"
@@ -171,16 +199,17 @@ def format_trace(data):
                      f"{row['max']:>10.4f}  {note}")
     lines.append(f"loss: {data['loss']:.6f}")
     lines.append("backward (in the order backprop visits the layers):")
-    lines.append(f"  {'layer':<{width}}{'gradient shape':<20}{'|dL/d out|':>12}"
-                 f"{'|dL/d in|':>12}   weight gradients (|grad|, |update|/|weight|)")
+    lines.append(f"  {'layer':<{width}}{'gradient shape':<20}{'dL/d out':>12}"
+                 f"{'dL/d in':>12}   weight gradients (rms grad, |update|/|weight|)")
+    lines.append(f"  {'':<{width}}{'':<20}{'(rms)':>12}{'(rms)':>12}")
     for row in data["backward"]:
-        arriving = f"{row['grad_in_norm']:.3e}" + ("*" if row["grad_at"] == "logits" else " ")
+        arriving = f"{row['grad_output_rms']:.3e}" + ("*" if row["grad_at"] == "logits" else " ")
         weights = ", ".join(
-            f"{w['name']} {w['grad_norm']:.2e} "
+            f"{w['name']} {w['grad_rms']:.2e} "
             + ("(weight 0)" if w["update_ratio"] is None else f"{w['update_ratio']:.1e}")
             for w in row["weights"])
         lines.append(f"  {row['layer']:<{width}}{str(row['grad_shape']):<20}{arriving:>12}"
-                     f"{row['grad_out_norm']:>12.3e}   {weights}".rstrip())
+                     f"{row['grad_input_rms']:>12.3e}   {weights}".rstrip())
     if any(row["grad_at"] == "logits" for row in data["backward"]):
         lines.append("  * softmax + cross-entropy: the gradient starts at the logits, "
                      "(p - y) / N")

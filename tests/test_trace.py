@@ -90,10 +90,17 @@ def test_trace_follows_the_chain_rule_backwards():
                                          if f["layer"] == row["layer"])
     # what a layer passes down is what arrives at the layer below it
     for above, below in zip(backward, backward[1:]):
-        assert below["grad_in_norm"] == pytest.approx(above["grad_out_norm"], rel=1e-6)
-    # average pooling 2x2 spreads each gradient over 4 cells: the norm halves
+        assert below["grad_output_norm"] == pytest.approx(above["grad_input_norm"], rel=1e-6)
+        assert below["grad_output_rms"] == pytest.approx(above["grad_input_rms"], rel=1e-6)
+    # average pooling 2x2 spreads each gradient over 4 cells, a quarter each: the norm
+    # halves (the RMS divides by 4 where the windows tile the input, more here, where
+    # a last row and column fall outside every window and get none)
     pool = next(r for r in backward if r["class"] == "AveragePooling2D")
-    assert pool["grad_out_norm"] == pytest.approx(pool["grad_in_norm"] / 2, rel=1e-5)
+    assert pool["grad_input_norm"] == pytest.approx(pool["grad_output_norm"] / 2, rel=1e-5)
+    # RMS is the norm per element
+    for row in backward:
+        size = np.prod(row["grad_shape"])
+        assert row["grad_output_rms"] == pytest.approx(row["grad_output_norm"] / np.sqrt(size))
 
 
 def test_trace_walks_a_graph_node_by_node():
@@ -106,7 +113,9 @@ def test_trace_walks_a_graph_node_by_node():
     assert len(shared) == 2 and len(shared[0]["weights"]) == 2 and not shared[1]["weights"]
     # the Add passes its gradient to both inputs: the norm of the pair is sqrt(2) times
     add = next(r for r in data["backward"] if r["class"] == "Add")
-    assert add["grad_out_norm"] == pytest.approx(add["grad_in_norm"] * np.sqrt(2), rel=1e-6)
+    assert add["grad_input_norm"] == pytest.approx(add["grad_output_norm"] * np.sqrt(2),
+                                                   rel=1e-6)
+    assert add["grad_input_rms"] == pytest.approx(add["grad_output_rms"], rel=1e-6)
     assert "shared" in mc.trace.format_trace(data)
 
 
@@ -118,8 +127,16 @@ def test_trace_counts_dead_relus_and_saturated_tanh():
                        np.full((4, 2), 10, np.float32) * [[1], [1], [0], [0]], np.zeros(2)])
     x = np.array([[1.0, 0], [2.0, 0]], np.float32)  # units 2 and 4 are always negative
     data = model.trace(x, np.zeros((2, 2)), print_fn=None)
-    assert data["forward"][0]["dead_fraction"] == 0.5
+    assert data["forward"][0]["zero_fraction"] == 0.5
+    assert (data["forward"][0]["dead_channels"], data["forward"][0]["dead_fraction"]) == (2, 0.5)
     assert data["forward"][1]["saturated_fraction"] == 1.0  # tanh(10), tanh(20), ...
+    # half the values zero, but no unit dead: every unit fires for one of the samples
+    model.set_weights([np.array([[1, -1, 1, -1], [0, 0, 0, 0]], np.float32), np.zeros(4),
+                       np.zeros((4, 2), np.float32), np.zeros(2)])
+    data = model.trace(np.array([[1.0, 0], [-1.0, 0]], np.float32), np.zeros((2, 2)),
+                       print_fn=None)
+    assert data["forward"][0]["zero_fraction"] == 0.5
+    assert data["forward"][0]["dead_channels"] == 0
 
 
 def test_trace_prints_both_passes():
@@ -127,7 +144,8 @@ def test_trace_prints_both_passes():
     _model().trace(*_data(), print_fn=lines.append)
     text = lines[0]
     for piece in ("trace of one training step", "forward (in layer order)", "loss:",
-                  "backward (in the order backprop visits the layers)", "dead relu",
+                  "backward (in the order backprop visits the layers)", "zeros",
+                  "dead", "(rms)",
                   "saturated tanh", "(p - y) / N", "|update|/|weight|"):
         assert piece in text, piece
 
