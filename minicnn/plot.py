@@ -2,8 +2,11 @@
 confusion matrix, and the arithmetic of a convolution (padding, strides, im2col).
 
 Needs matplotlib (``pip install "minicnn[plot]"``). Every function returns the
-matplotlib Figure and, given ``path``, also writes it there as a PNG; without a
-display the Agg backend is used, so they work on servers and in CI.
+matplotlib Figure and, given ``path``, also writes it there as a PNG. The backend is
+matplotlib's own choice -- Agg by itself on a machine without a display, the inline
+one in Jupyter -- and is never changed here: switching a running notebook to Agg (as
+an earlier version did wherever DISPLAY was unset: macOS, Windows, JupyterHub, Colab)
+hides every figure.
 
     >>> from minicnn import plot
     >>> plot.conv_arithmetic(5, 3, strides=2, padding="same", path="same.png")
@@ -22,8 +25,7 @@ def _pyplot():
     except ImportError:
         raise ImportError("minicnn.plot needs matplotlib, which is not installed: "
                           "pip install 'minicnn[plot]' (or pip install matplotlib)") from None
-    if not os.environ.get("DISPLAY") and matplotlib.get_backend().lower() != "agg":
-        matplotlib.use("Agg")
+    del matplotlib  # imported only to say what is missing: the backend stays as it is
     import matplotlib.pyplot as plt
     return plt
 

@@ -168,3 +168,37 @@ def test_filters_share_one_colour_scale_symmetric_about_zero():
         assert np.allclose(image.get_clim(), (-limit, limit))
     assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
     plt.close(fig)
+
+
+def test_plots_never_change_the_backend(monkeypatch):
+    """Without a display (DISPLAY unset: also macOS, Windows and hosted notebooks) the
+    backend already chosen stays: here svg, in a notebook the inline one."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+    monkeypatch.delenv("DISPLAY", raising=False)
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        fig = plot.conv_arithmetic(5, 3, strides=2, padding="same")
+        assert matplotlib.get_backend() == "svg"
+        plt.close(fig)
+    finally:
+        matplotlib.use(before)
+
+
+def test_an_executed_notebook_shows_its_figures(monkeypatch):
+    """Under Jupyter's own backend (no MPLBACKEND forced, no display) the outputs of the
+    padding notebook hold PNG images."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    from pathlib import Path
+    folder = Path(__file__).resolve().parents[1] / "examples" / "notebooks"
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("MINICNN_OFFLINE", "1")
+    nb = nbformat.read(folder / "padding_strides_pooling.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(folder)}}).execute()
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 3
