@@ -4,7 +4,7 @@
 
 Prints the trace of the step (every layer's output forward, every gradient backward,
 the update each weight would get) and a float64 gradient check of the whole model,
-then takes the step and shows the loss go down. Deterministic (seeded): its output is
+then takes five steps and shows the loss go down. Deterministic (seeded): its output is
 the same on every run and every CPU backend, up to float rounding.
 """
 import numpy as np
@@ -37,7 +37,7 @@ def main():
     rows = check_model(model, x, y)
     assert all(row["passed"] for row in rows), "a gradient disagrees with its numerical check"
 
-    print("\n--- taking the step ---")
+    print("\n--- taking five steps ---")
     before = model.evaluate(x, y)[0]
     for _ in range(5):
         model.train_on_batch(x, y)

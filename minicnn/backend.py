@@ -299,8 +299,10 @@ def _numba_problem():
     return None
 
 
-# "reference" runs every kernel as a plain Python loop (minicnn.kernels.reference):
-# always there, slow by design, for learning; available() lists the others.
+# "reference", the loop backend, runs the kernels (im2col, col2im, pooling, the
+# epilogue, Adam) as plain Python loops (minicnn.kernels.reference) and the matrix
+# products as NumPy's: always there, slow by design, for learning; available() lists
+# the others. (The loop oracle of the tests is another thing: minicnn/reference.py.)
 _KNOWN = ("numpy", "numba", "cupy", "reference")
 _PROBLEMS = {"numpy": lambda: None, "numba": _numba_problem, "cupy": lambda: _cupy_problem(),
              "reference": lambda: None}

@@ -1,4 +1,6 @@
-"""Slow, loop-by-loop convolution and pooling: the test oracle and the teaching text.
+"""The loop oracle: slow, loop-by-loop convolution and pooling, the tests' ground truth
+and the teaching text. (Not the "reference" backend, which runs the kernels as loops
+but keeps NumPy's matrix products: ``minicnn.kernels.reference``.)
 
 Nothing here is clever. Every output value is computed by visiting its window
 cell by cell, and every gradient by walking the same windows and asking "which

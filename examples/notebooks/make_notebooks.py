@@ -110,7 +110,9 @@ NOTEBOOKS = {
                  "before = bn.get_weights()[2].copy()\n"
                  "model.train_on_batch(x, y)\n"
                  "print('moving mean moved by', float(np.abs(bn.get_weights()[2] - before).max()))"),
-        ("md", "The filters of the first layer, 11x11x3 each, at their random start:"),
+        ("md", "Filters shaped like the first layer's (11x11x3 each), of a fresh 4-filter "
+               "layer at its random start -- what the first layer's 96 look like before "
+               "training:"),
         ("code", "from minicnn.layers import Conv2D\n"
                  "small = Conv2D(4, 11, strides=4, input_shape=(224, 224, 3))\n"
                  "small.build((224, 224, 3))\n"

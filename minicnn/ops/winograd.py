@@ -19,8 +19,9 @@ element-wise product becomes, for each of the 16 tile entries k, one matrix prod
     M_k = V_k @ U_k     V_k: (tiles, C), the entry k of every transformed tile
                         U_k: (C, F),     the entry k of every transformed kernel
 
-so the multiplications still run in BLAS; around them sit cheap transforms made of
-additions only (``minicnn.kernels.numba_winograd``).
+so the multiplications still run in BLAS; around them sit cheap transforms of the
+tiles made of additions and subtractions only (``minicnn.kernels.numba_winograd``;
+the kernel's transform G has halves, but it is made once per pass, not per tile).
 
 Backward is the same algebra transposed (every step is linear): with
 ``D = A dY_tile A^T`` (the output gradient of each tile, 2x2 -> 4x4),
