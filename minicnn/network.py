@@ -113,12 +113,12 @@ class Graph:
         # the node making each tensor (None: a model input), to know which nodes a
         # training step's backward pass can leave out (``_quiet``)
         self._feeders = {id(node): [t.node for t in node.inputs] for node in self.nodes}
-        self._read = {id(t) for node in self.nodes for t in node.inputs}
-        # batch normalizations whose output only a relu reads: id(node) -> the relu's node
-        readers = {}
+        readers = {}  # id(tensor) -> the nodes that read it
         for node in self.nodes:
             for tensor in node.inputs:
                 readers.setdefault(id(tensor), []).append(node)
+        self._read = set(readers)
+        # batch normalizations whose output only a relu reads: id(node) -> the relu's node
         outputs = {id(t) for t in self.outputs}
         self._relu_after = {}
         for node in self.nodes:

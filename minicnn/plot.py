@@ -20,13 +20,12 @@ from .shapes import normalize_padding, normalize_tuple, resolve_padding
 
 
 def _pyplot():
+    """matplotlib's pyplot, its backend as matplotlib chose it (never changed here)."""
     try:
-        import matplotlib
+        import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("minicnn.plot needs matplotlib, which is not installed: "
                           "pip install 'minicnn[plot]' (or pip install matplotlib)") from None
-    del matplotlib  # imported only to say what is missing: the backend stays as it is
-    import matplotlib.pyplot as plt
     return plt
 
 

@@ -3,7 +3,7 @@ import math
 import numbers
 
 from .. import initializers
-from ..ops.batchnorm import batchnorm_backward, batchnorm_forward
+from ..ops import batchnorm as _ops
 from .base import Layer, _format_shape
 
 
@@ -45,7 +45,7 @@ class BatchNormalization(Layer):
         self.communicator = None  # synchronized: the ranks (default: distributed.init())
         self._sum_over_halves = None  # set on the copies of a two-thread step (split_step)
         # set by a model's graph for one forward call when a relu follows (minicnn.network)
-        self._relu_next = self._relu_applied = False
+        self._relu_next = False
         super().__init__(name=name, input_shape=input_shape, **kwargs)
 
     def _sample_axis(self, sample_rank):
@@ -81,12 +81,11 @@ class BatchNormalization(Layer):
         if training and x.shape[0] == 0:
             raise self._error(ValueError, "cannot compute batch statistics of an empty batch "
                                           f"(received shape {tuple(x.shape)})")
-        y, self._cache, (mean, var) = batchnorm_forward(
+        y, self._cache, (mean, var) = _ops.batchnorm_forward(
             x, self._weight("gamma"), self._weight("beta"), self._weight("moving_mean"),
             self._weight("moving_variance"), axis=self._sample_axis(x.ndim - 1) + 1,
             momentum=self.momentum, epsilon=self.epsilon, training=training,
             sum_over_ranks=self._sum_over_ranks(), relu=self._relu_next)
-        self._relu_applied = self._relu_next
         if training:
             self._replace_weight("moving_mean", mean.astype(self.dtype, copy=False))
             self._replace_weight("moving_variance", var.astype(self.dtype, copy=False))
@@ -94,7 +93,7 @@ class BatchNormalization(Layer):
 
     def relu_applied(self):
         """Whether the last forward pass also applied the relu that follows it."""
-        return self._cache is not None and self._relu_applied
+        return self._cache is not None and _ops.relu_applied(self._cache)
 
     def _sum_over_ranks(self):
         """With ``synchronized=True`` in a run of several ranks, the function that adds
@@ -111,7 +110,7 @@ class BatchNormalization(Layer):
         return self.communicator.sum if self.communicator.size > 1 else None
 
     def _backward(self, dy):
-        dx, dgamma, dbeta = batchnorm_backward(dy, self._cache)
+        dx, dgamma, dbeta = _ops.batchnorm_backward(dy, self._cache)
         self._set_gradients([g for g in (dgamma, dbeta) if g is not None])
         return dx
 

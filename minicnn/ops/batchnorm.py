@@ -100,6 +100,11 @@ def batchnorm_forward(x, gamma, beta, moving_mean, moving_var, axis=-1, momentum
     return y.astype(x.dtype, copy=False), cache, new_stats
 
 
+def relu_applied(cache):
+    """Whether the forward pass that made ``cache`` applied the relu (``relu=True``)."""
+    return cache.relu if isinstance(cache, _KernelCache) else cache[-1] is not None
+
+
 def batchnorm_backward(dy, cache):
     """Returns ``(dx, dgamma, dbeta)``; dgamma/dbeta are None when absent."""
     if isinstance(cache, _KernelCache):

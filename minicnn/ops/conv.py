@@ -150,20 +150,16 @@ def conv2d_backward(dy, cache, need_dx=True):
     n, _, _, c = x.shape
     kh, kw, _, f = w.shape
     w2 = w.reshape(kh * kw * c, f)
-    if fused:  # Winograd with the epilogue in its transforms, both ways
+    db = None
+    if fused:  # Winograd's gradient transform takes dy back through the activation
         name, saved = act_cache
-        dy = xp.ascontiguousarray(dy)
-        dx, dw, db = winograd_conv_backward(x, kept, dy if saved is None else saved,
-                                            EPILOGUE_KINDS[name], dy, pads, chunk,
-                                            kernels_for(x, dy), need_dx)
-        return from_channels_last(dx, data_format) if need_dx else None, dw, \
-            (db if has_bias else None)
-    dy = activation_backward(dy, act_cache)  # dz: the gradient below the epilogue
+        kind = EPILOGUE_KINDS[name]
+    else:      # dz: the gradient below the epilogue
+        dy, kind, saved = activation_backward(dy, act_cache), EPILOGUE_KINDS["linear"], None
     if path == "winograd":  # forward ran Winograd's tiles: so does backward
         dy = xp.ascontiguousarray(dy)
-        fast = kernels_for(x, dy)
-        dx, dw, _ = winograd_conv_backward(x, kept, dy, fast.LINEAR, dy, pads, chunk, fast,
-                                           need_dx)
+        dx, dw, db = winograd_conv_backward(x, kept, dy if saved is None else saved, kind,
+                                            dy, pads, chunk, kernels_for(x, dy), need_dx)
     elif path == "direct":  # forward convolved from the image: so does dW
         dy = xp.ascontiguousarray(dy)
         dw = xp.empty(w.shape, dtype=w.dtype)
@@ -189,7 +185,10 @@ def conv2d_backward(dy, cache, need_dx=True):
                 parts.append(col2im(dcol, x[part].shape, (kh, kw), strides, pads))
         dx = (parts[0] if len(parts) == 1 else xp.concatenate(parts)) if need_dx else None
         dw = xp.ascontiguousarray(dw).reshape(w.shape)  # small; contiguous for the optimizer
-    db = bias_gradient(dy) if has_bias else None
+    if not has_bias:
+        db = None
+    elif db is None:  # Winograd summed it from its tiles already
+        db = bias_gradient(dy)
     return (from_channels_last(dx, data_format) if need_dx else None), dw, db
 
 
